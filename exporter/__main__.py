@@ -1,0 +1,5 @@
+"""`python -m exporter`: the same as the `ess-export` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,321 @@
+"""Load and validate the TOML configuration into frozen dataclasses.
+
+Everything a run needs is checked here, before any I/O: names, time zones, DSNs, formats.
+String values may reference the environment as ``${VAR}`` or ``${VAR:-default}``; secrets
+(database passwords) must come from there, never from the file itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+
+__all__ = [
+    "NAME_PATTERN",
+    "ColumnDoc",
+    "Config",
+    "DatasetConfig",
+    "SiteConfig",
+    "TableConfig",
+    "check_name",
+    "load",
+    "redact",
+]
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+FORMATS = ("parquet", "csv")
+LANGUAGES = ("en", "ko")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class ColumnDoc:
+    """Optional documentation of one source column, shown in the manifest and the site."""
+
+    description: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    name: str
+    """Published table name (``rack``); also the folder name in the layout."""
+    source: str
+    """Table name in the site database, exactly as spelt there."""
+    timestamp: str = "TIMESTAMP"
+    """Source column holding the row's instant; partitions are local days of it."""
+    keys: tuple[str, ...] = ()
+    """Source columns that identify a device (``BANK_ID``, ``RACK_ID``); rows sort by them."""
+    include: tuple[str, ...] = ()
+    """If set, only these source columns (plus timestamp and keys) are exported."""
+    exclude: tuple[str, ...] = ()
+    """Source columns never exported."""
+    columns: Mapping[str, ColumnDoc] = field(default_factory=dict)
+    """Descriptions and units by source column name."""
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    id: str
+    """Site identifier in paths and URLs (``1``)."""
+    name: str
+    timezone: str
+    """IANA zone whose local days are the partitions."""
+    dsn: str = field(repr=False)
+    """``postgresql://...`` or ``sqlite:PATH``; holds a secret, never printed (see `redact`)."""
+    tables: tuple[TableConfig, ...]
+
+    def table(self, name: str) -> TableConfig:
+        return next(t for t in self.tables if t.name == name)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    title: str
+    description: str = ""
+    license: str = "CC-BY-4.0"
+    citation: str = ""
+    language: str = "en"
+    """Language of the index site: ``en`` or ``ko``."""
+    public_base_url: str = ""
+    """Where the published tree is served from, used in the site's copy-paste snippets."""
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    dataset: DatasetConfig
+    target: str
+    """Directory or ``s3://bucket/prefix`` that receives the published tree."""
+    formats: tuple[str, ...]
+    settle_minutes: int
+    """How long after local midnight a day still counts as incomplete (late rows)."""
+    lookback_days: int
+    """Recent days re-exported on every run, to pick up late rows."""
+    sites: tuple[SiteConfig, ...]
+
+    def site(self, site_id: str) -> SiteConfig:
+        return next(s for s in self.sites if s.id == site_id)
+
+
+def check_name(kind: str, value: str, where: str) -> str:
+    """Reject a site or table name that is unsafe as a path segment or URL part."""
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise ConfigError(
+            f"{where}: invalid {kind} name {value!r}; use 1-63 characters of a-z, 0-9, '_' "
+            f"or '-', starting with a letter or digit (e.g. 'rack', 'site-2')"
+        )
+    return value
+
+
+def redact(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    try:
+        parts = urlsplit(dsn)
+        if parts.password is None:
+            return dsn
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+        return parts._replace(netloc=netloc).geturl()
+    except ValueError:
+        return "<unparseable DSN>"
+
+
+def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read, expand and validate a config file; raise ConfigError naming file and key."""
+    path = Path(path)
+    env = os.environ if env is None else env
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found; pass --config FILE") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return _Loader(path, env).config(raw)
+
+
+class _Loader:
+    def __init__(self, path: Path, env: Mapping[str, str]) -> None:
+        self.path = path
+        self.env = env
+
+    def fail(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {message}")
+
+    def table_of(self, raw: Any, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.fail(key, "must be a table")
+        unknown = sorted(set(raw) - set(allowed))
+        if unknown:
+            raise self.fail(
+                f"{key}.{unknown[0]}" if key else unknown[0],
+                f"unknown key; valid keys here: {', '.join(allowed)}",
+            )
+        return raw
+
+    def string(self, raw: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+        value = raw.get(key, default)
+        if value is None:
+            raise self.fail(f"{where}.{key}" if where else key, "is required")
+        if not isinstance(value, str):
+            raise self.fail(f"{where}.{key}" if where else key, "must be a string")
+        return self.expand(value, f"{where}.{key}" if where else key)
+
+    def strings(self, raw: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+        value = raw.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{where}.{key}", "must be a list of strings")
+        return tuple(value)
+
+    def count(self, raw: dict[str, Any], key: str, where: str, default: int) -> int:
+        value = raw.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise self.fail(f"{where}.{key}", "must be a whole number >= 0")
+        return value
+
+    def expand(self, value: str, key: str) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            raise self.fail(
+                key, f"environment variable {name} is not set; export it or give a default"
+            )
+
+        return _ENV_REF.sub(substitute, value)
+
+    def config(self, raw: dict[str, Any]) -> Config:
+        raw = self.table_of(raw, "", ("dataset", "export", "sites"))
+        dataset = self.dataset(raw.get("dataset", {}))
+        export = self.table_of(
+            raw.get("export", {}),
+            "export",
+            ("target", "formats", "settle_minutes", "lookback_days"),
+        )
+        formats = tuple(export.get("formats", list(FORMATS)))
+        if (
+            not formats
+            or any(f not in FORMATS for f in formats)
+            or len(set(formats)) < len(formats)
+        ):
+            raise self.fail("export.formats", f"must be a non-empty list of {list(FORMATS)}")
+        settle = self.count(export, "settle_minutes", "export", 60)
+        lookback = self.count(export, "lookback_days", "export", 3)
+        sites_raw = self.table_of(raw.get("sites", {}), "sites", tuple(raw.get("sites", {})))
+        if not sites_raw:
+            raise self.fail("sites", "no site configured; add a [sites.<id>] table")
+        sites = tuple(self.site(site_id, value) for site_id, value in sites_raw.items())
+        return Config(
+            path=self.path,
+            dataset=dataset,
+            target=self.string(export, "target", "export", "./public"),
+            formats=formats,
+            settle_minutes=settle,
+            lookback_days=lookback,
+            sites=sites,
+        )
+
+    def dataset(self, raw: Any) -> DatasetConfig:
+        fields_ = ("title", "description", "license", "citation", "language", "public_base_url")
+        raw = self.table_of(raw, "dataset", fields_)
+        values = {k: self.string(raw, k, "dataset") for k in fields_ if k in raw}
+        values.setdefault("title", "ESS operating data")
+        if values.get("language", "en") not in LANGUAGES:
+            raise self.fail("dataset.language", f"must be one of {', '.join(LANGUAGES)}")
+        return DatasetConfig(**values)
+
+    def site(self, site_id: str, raw: Any) -> SiteConfig:
+        where = f"sites.{site_id}"
+        check_name("site", site_id, f"{self.path}: {where}")
+        raw = self.table_of(raw, where, ("name", "timezone", "dsn", "tables"))
+        timezone = self.string(raw, "timezone", where, "Asia/Seoul")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise self.fail(
+                f"{where}.timezone",
+                f"unknown time zone {timezone!r}; use an IANA name such as 'Asia/Seoul' or 'UTC'",
+            ) from None
+        tables_raw = raw.get("tables")
+        if not isinstance(tables_raw, dict) or not tables_raw:
+            raise self.fail(f"{where}.tables", "add at least one [sites.<id>.tables.<name>] table")
+        tables = tuple(self.table(f"{where}.tables", n, v) for n, v in tables_raw.items())
+        return SiteConfig(
+            id=site_id,
+            name=self.string(raw, "name", where, f"Site {site_id}"),
+            timezone=timezone,
+            dsn=self.dsn(raw, where),
+            tables=tables,
+        )
+
+    def dsn(self, raw: dict[str, Any], where: str) -> str:
+        literal = raw.get("dsn")
+        if not isinstance(literal, str):
+            raise self.fail(f"{where}.dsn", 'is required: a string such as "${ESS1_DSN}"')
+        try:
+            literal_password = urlsplit(literal).password
+        except ValueError:
+            literal_password = None
+        if literal_password and "${" not in literal_password:
+            raise self.fail(
+                f"{where}.dsn",
+                "holds a literal password; put the DSN in an environment variable and write "
+                'dsn = "${ESS1_DSN}"',
+            )
+        dsn = self.expand(literal, f"{where}.dsn")
+        return self.checked_dsn(dsn, f"{where}.dsn")
+
+    def checked_dsn(self, dsn: str, key: str) -> str:
+        expected = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME or sqlite:PATH"
+        try:
+            parts = urlsplit(dsn)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise self.fail(key, f"malformed DSN; {expected}") from None
+        if parts.scheme in ("postgresql", "postgres"):
+            if not parts.hostname or not parts.path.strip("/"):
+                raise self.fail(key, f"malformed DSN (host or database missing); {expected}")
+            return dsn
+        if parts.scheme == "sqlite":
+            if not parts.path:
+                raise self.fail(key, f"malformed DSN (no file); {expected}")
+            return "sqlite://" + str(Path(parts.path).resolve())
+        raise self.fail(key, f"unsupported DSN scheme {parts.scheme!r}; {expected}")
+
+    def table(self, where: str, name: str, raw: Any) -> TableConfig:
+        key = f"{where}.{name}"
+        check_name("table", name, f"{self.path}: {key}")
+        raw = self.table_of(
+            raw, key, ("source", "timestamp", "keys", "include", "exclude", "columns")
+        )
+        docs_raw = self.table_of(
+            raw.get("columns", {}), f"{key}.columns", tuple(raw.get("columns", {}))
+        )
+        docs = {}
+        for column, doc in docs_raw.items():
+            doc = self.table_of(doc, f"{key}.columns.{column}", ("description", "unit"))
+            docs[column] = ColumnDoc(
+                description=self.string(doc, "description", f"{key}.columns.{column}", ""),
+                unit=self.string(doc, "unit", f"{key}.columns.{column}", ""),
+            )
+        return TableConfig(
+            name=name,
+            source=self.string(raw, "source", key, name),
+            timestamp=self.string(raw, "timestamp", key, "TIMESTAMP"),
+            keys=self.strings(raw, "keys", key),
+            include=self.strings(raw, "include", key),
+            exclude=self.strings(raw, "exclude", key),
+            columns=docs,
+        )

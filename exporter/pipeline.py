@@ -1,0 +1,264 @@
+"""`run()`: the one place that knows the order of the stages.
+
+config -> plan -> extract -> write -> publish, one site at a time, one partition (local day)
+at a time, so memory is bounded by the largest partition and not by the table.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+
+from .config import Config, SiteConfig
+from .errors import ConfigError
+from .manifest import Column, FileEntry, Partition, SiteManifest, TableManifest
+from .plan import Job, plan_table
+from .publish import commit_catalog, commit_site, put_partition, read_manifest, utc_now
+from .sources import Source, TableSchema, open_source
+from .storage import Target, open_target
+from .write import EncodedPartition, encode
+
+__all__ = ["Plan", "RunReport", "TablePlan", "make_plan", "run"]
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    site: SiteConfig
+    schema: TableSchema
+    columns: tuple[Column, ...]
+    jobs: tuple[Job, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    tables: tuple[TablePlan, ...]
+
+    @property
+    def jobs(self) -> list[Job]:
+        return [job for t in self.tables for job in t.jobs]
+
+
+@dataclass
+class RunReport:
+    partitions: int = 0
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    sites: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    jobs: list[Job] = field(default_factory=list)
+
+
+# Called with (job, partition or None when the day turned out empty) after each partition.
+Progress = Callable[[Job, EncodedPartition | None], None]
+
+
+def select_sites(config: Config, sites: Sequence[str], tables: Sequence[str]) -> list[SiteConfig]:
+    """The configured sites (and tables) named on the command line, or all of them."""
+    known = [s.id for s in config.sites]
+    for site in sites:
+        if site not in known:
+            raise ConfigError(f"unknown --site {site!r}; configured sites: {', '.join(known)}")
+    chosen = [s for s in config.sites if not sites or s.id in sites]
+    known_tables = sorted({t.name for s in chosen for t in s.tables})
+    for table in tables:
+        if table not in known_tables:
+            raise ConfigError(
+                f"unknown --table {table!r}; tables of the chosen sites: {', '.join(known_tables)}"
+            )
+    return chosen
+
+
+def _columns(schema: TableSchema) -> tuple[Column, ...]:
+    docs = schema.table.columns
+    return tuple(
+        Column(
+            name=c.name,
+            type=c.type,
+            source=c.source,
+            nullable=c.nullable,
+            description=docs[c.source].description if c.source in docs else "",
+            unit=docs[c.source].unit if c.source in docs else "",
+        )
+        for c in schema.columns
+    )
+
+
+def make_plan(
+    config: Config,
+    target: Target,
+    *,
+    sites: Sequence[str] = (),
+    tables: Sequence[str] = (),
+    since: date | None = None,
+    until: date | None = None,
+    rebuild: bool = False,
+    now: datetime | None = None,
+) -> Plan:
+    """Discover schemas and extents, then decide (purely) what each table needs."""
+    if since and until and since > until:
+        raise ConfigError(f"--since {since} is after --until {until}; swap them")
+    now = now or datetime.now(UTC)
+    planned = []
+    for site in select_sites(config, sites, tables):
+        source = open_source(site)
+        source.check()
+        published = read_manifest(target, site.id)
+        for table in site.tables:
+            if tables and table.name not in tables:
+                continue
+            schema = source.schema(table)
+            columns = _columns(schema)
+            previous = published.tables.get(table.name) if published else None
+            jobs = plan_table(
+                site=site.id,
+                table=table.name,
+                timezone=site.timezone,
+                extent=source.extent(schema),
+                published=previous,
+                schema_hash=TableManifest(columns, ()).schema_hash,
+                now=now,
+                settle=timedelta(minutes=config.settle_minutes),
+                lookback_days=config.lookback_days,
+                since=since,
+                until=until,
+                rebuild=rebuild,
+            )
+            planned.append(TablePlan(site, schema, columns, tuple(jobs)))
+    return Plan(tuple(planned))
+
+
+def run(
+    config: Config,
+    *,
+    target: str | None = None,
+    sites: Sequence[str] = (),
+    tables: Sequence[str] = (),
+    since: date | None = None,
+    until: date | None = None,
+    rebuild: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Export and publish; with dry_run, only plan. Returns what was done."""
+    started = time.perf_counter()
+    out = open_target(target or config.target)
+    plan = make_plan(
+        config,
+        out,
+        sites=sites,
+        tables=tables,
+        since=since,
+        until=until,
+        rebuild=rebuild,
+        now=now,
+    )
+    report = RunReport(dry_run=dry_run, jobs=plan.jobs)
+    if on_plan:
+        on_plan(plan)
+    if dry_run:
+        report.seconds = time.perf_counter() - started
+        return report
+
+    by_site: dict[str, list[TablePlan]] = {}
+    for table_plan in plan.tables:
+        by_site.setdefault(table_plan.site.id, []).append(table_plan)
+    for site_id, table_plans in by_site.items():
+        _export_site(out, open_source(table_plans[0].site), table_plans, config, report, progress)
+        report.sites.append(site_id)
+    if report.sites:
+        commit_catalog(out, config, report.sites)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _export_site(
+    out: Target,
+    source: Source,
+    table_plans: list[TablePlan],
+    config: Config,
+    report: RunReport,
+    progress: Progress | None,
+) -> None:
+    """Export a site's partitions, then commit its manifest.
+
+    The manifest is committed even when a later partition fails, so that the days already
+    re-written are named by their new entries at once; then the error propagates.
+    """
+    site = table_plans[0].site
+    published = read_manifest(out, site.id)
+    tables = dict(published.tables) if published else {}
+    try:
+        for table_plan in table_plans:
+            name = table_plan.schema.table.name
+            previous = tables.get(name)
+            # A changed schema was planned as a full rebuild: start the table afresh.
+            kept = (
+                previous.partitions if previous and previous.columns == table_plan.columns else ()
+            )
+            tables[name] = TableManifest(table_plan.columns, _keys(table_plan), kept)
+            for job in table_plan.jobs:
+                encoded = _export_partition(out, source, table_plan, job, config, report)
+                tables[name] = _record(tables[name], job, encoded)
+                if progress:
+                    progress(job, encoded)
+    finally:
+        manifest = SiteManifest(site.id, site.name, site.timezone, utc_now(), tables)
+        if not manifest.same_content(published):
+            commit_site(out, manifest)
+
+
+def _keys(table_plan: TablePlan) -> tuple[str, ...]:
+    return tuple(c.name for c in table_plan.schema.keys)
+
+
+def _export_partition(
+    out: Target,
+    source: Source,
+    table_plan: TablePlan,
+    job: Job,
+    config: Config,
+    report: RunReport,
+) -> EncodedPartition | None:
+    """Extract, encode and upload one day; None when the day has no rows."""
+    data = source.read(table_plan.schema, job.start, job.end, job.day)
+    if data.num_rows == 0:
+        return None
+    encoded = encode(
+        data,
+        table_plan.schema,
+        site=job.site,
+        date=job.day,
+        timezone=table_plan.site.timezone,
+        formats=config.formats,
+    )
+    report.bytes += put_partition(out, encoded)
+    report.partitions += 1
+    report.rows += encoded.rows
+    return encoded
+
+
+def _record(table: TableManifest, job: Job, encoded: EncodedPartition | None) -> TableManifest:
+    """The table's manifest with this day's entry replaced (or dropped: no rows any more)."""
+    if encoded is None:
+        return replace(table, partitions=tuple(p for p in table.partitions if p.date != job.day))
+    partition = Partition(
+        date=job.day,
+        rows=encoded.rows,
+        complete=job.complete,
+        min_timestamp=encoded.min_timestamp,
+        max_timestamp=encoded.max_timestamp,
+        duplicates=encoded.duplicates,
+        fingerprint={
+            "rows": encoded.rows,
+            "min": encoded.min_timestamp,
+            "max": encoded.max_timestamp,
+        },
+        stats=encoded.stats,
+        files={fmt: FileEntry(f.key, f.size, f.sha256) for fmt, f in encoded.files.items()},
+    )
+    return table.with_partitions([partition])

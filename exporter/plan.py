@@ -1,0 +1,93 @@
+"""Pure planning: which local days of a table to (re)export. No I/O here.
+
+A day is exported when it is not yet published, was published incomplete, falls inside the
+lookback window (late rows arrive for recent days), lies in an explicit --since/--until
+range, or the table's schema changed since it was published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from .manifest import TableManifest
+
+__all__ = ["Job", "day_bounds", "plan_table"]
+
+
+@dataclass(frozen=True)
+class Job:
+    site: str
+    table: str
+    date: date
+    start: datetime
+    """First instant of the local day, in UTC."""
+    end: datetime
+    """First instant of the next local day, in UTC (exclusive)."""
+    complete: bool
+    """The day is over (plus the settle margin): no more rows are expected."""
+    reason: str
+
+    @property
+    def day(self) -> str:
+        return self.date.isoformat()
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The half-open UTC interval of a local day (DST-safe: 23 to 25 hours)."""
+    start = datetime.combine(day, time(), zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
+    return start, end
+
+
+def plan_table(
+    *,
+    site: str,
+    table: str,
+    timezone: str,
+    extent: tuple[datetime, datetime] | None,
+    published: TableManifest | None,
+    schema_hash: str,
+    now: datetime,
+    settle: timedelta,
+    lookback_days: int,
+    since: date | None = None,
+    until: date | None = None,
+    rebuild: bool = False,
+) -> list[Job]:
+    """The days of one table to export, oldest first."""
+    zone = ZoneInfo(timezone)
+    if extent is None:
+        return []
+    first = extent[0].astimezone(zone).date()
+    last = extent[1].astimezone(zone).date()
+    explicit = since is not None or until is not None
+    low = max(first, since) if since else first
+    high = min(last, until) if until else last
+    if published is not None and published.schema_hash != schema_hash:
+        rebuild = True
+    done = {p.date: p for p in (published.partitions if published else ())}
+    recent = now.astimezone(zone).date() - timedelta(days=lookback_days)
+
+    jobs = []
+    day = low
+    while day <= high:
+        start, end = day_bounds(day, zone)
+        previous = done.get(day.isoformat())
+        if rebuild:
+            reason = "rebuild"
+        elif explicit:
+            reason = "requested range"
+        elif previous is None:
+            reason = "new day"
+        elif not previous.complete:
+            reason = "incomplete when published"
+        elif day > recent:
+            reason = "inside lookback window"
+        else:
+            reason = ""
+        if reason:
+            jobs.append(Job(site, table, day, start, end, now >= end + settle, reason))
+        day += timedelta(days=1)
+    return jobs

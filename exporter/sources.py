@@ -1,0 +1,402 @@
+"""The only code that talks to site databases.
+
+connectorx does the bulk reads (straight into Arrow); the plain drivers (psycopg, sqlite3)
+check the connection first with a short timeout, discover schemas and find extents, because
+connectorx retries a bad connection for ~30 s and prints pool noise before it fails.
+
+Timestamps come out as UTC instants. A column without a zone is read as the site's local
+time in PostgreSQL (like the old service) and as UTC in SQLite (SQLite's own convention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import connectorx as cx
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .config import SiteConfig, TableConfig
+from .errors import SourceError
+
+__all__ = ["Source", "SourceColumn", "TableSchema", "normalise", "open_source"]
+
+CONNECT_TIMEOUT_S = 5
+
+# Source type name (lower case, without length/precision) -> published logical type.
+_TYPES = {
+    "timestamp with time zone": "timestamp",
+    "timestamptz": "timestamp",
+    "timestamp without time zone": "timestamp",
+    "timestamp": "timestamp",
+    "datetime": "timestamp",
+    "date": "date",
+    "smallint": "integer",
+    "integer": "integer",
+    "int": "integer",
+    "int2": "integer",
+    "int4": "integer",
+    "int8": "integer",
+    "bigint": "integer",
+    "real": "float",
+    "double precision": "float",
+    "float": "float",
+    "float4": "float",
+    "float8": "float",
+    "double": "float",
+    "numeric": "float",
+    "boolean": "boolean",
+    "bool": "boolean",
+    "text": "string",
+    "character varying": "string",
+    "varchar": "string",
+    "character": "string",
+    "char": "string",
+    "json": "string",
+    "jsonb": "string",
+    "uuid": "string",
+}
+_ARROW = {
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "boolean": pa.bool_(),
+    "string": pa.string(),
+    "date": pa.date32(),
+}
+
+
+@dataclass(frozen=True)
+class SourceColumn:
+    name: str
+    """Normalised, published name (``rack_status_for_online``)."""
+    source: str
+    """Name in the database, exactly (``RACK_STATUS_FOR_Online``)."""
+    type: str
+    """Published logical type: timestamp, integer, float, string, boolean or date."""
+    source_type: str
+    nullable: bool
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    table: TableConfig
+    columns: tuple[SourceColumn, ...]
+    """Exported columns: timestamp first, then keys, then the rest in source order."""
+    naive_timestamp: bool
+    """True when the source timestamp column carries no zone."""
+
+    @property
+    def timestamp(self) -> SourceColumn:
+        return self.columns[0]
+
+    @property
+    def keys(self) -> tuple[SourceColumn, ...]:
+        return self.columns[1 : 1 + len(self.table.keys)]
+
+
+def normalise(name: str) -> str:
+    """Published column name: lower case, runs of other characters folded to ``_``."""
+    return re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or "column"
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _scrub(message: str, dsn: str) -> str:
+    """First line of a driver message, with any trace of the password removed."""
+    line = (message.strip().splitlines() or ["unknown error"])[0]
+    with contextlib.suppress(ValueError):
+        password = urlsplit(dsn).password
+        if password:
+            line = line.replace(password, "***")
+    return line
+
+
+class Source(ABC):
+    """One site's database. Use `open_source`; call `check` before anything else."""
+
+    kind = ""
+
+    def __init__(self, site: SiteConfig) -> None:
+        self.site = site
+        self.zone = ZoneInfo(site.timezone)
+
+    def where(self, table: TableConfig) -> str:
+        return f"site {self.site.id}, table {table.name}"
+
+    # -- implemented per engine ------------------------------------------------------------
+    @abstractmethod
+    def check(self) -> None:
+        """Connect once with a short timeout; raise SourceError in one line if that fails."""
+
+    @abstractmethod
+    def _describe(self, table: TableConfig) -> list[tuple[str, str, bool]]:
+        """(name, lower-case type name, nullable) per column, in source order; [] if absent."""
+
+    @abstractmethod
+    def _scalar_row(self, sql: str) -> tuple:
+        """The first row of a small query."""
+
+    @abstractmethod
+    def _literal(self, schema: TableSchema, instant: datetime) -> str:
+        """An SQL literal comparable with the timestamp column (we build it, never the user)."""
+
+    @abstractmethod
+    def _parse_bound(self, schema: TableSchema, value: object) -> datetime:
+        """A MIN/MAX value of the timestamp column as a UTC instant."""
+
+    def _cx_dsn(self) -> str:
+        return self.site.dsn
+
+    # -- shared ---------------------------------------------------------------------------
+    def schema(self, table: TableConfig) -> TableSchema:
+        """The exported columns of `table`, checked against the config."""
+        described = self._describe(table)
+        if not described:
+            raise SourceError(
+                f"{self.where(table)}: source table {table.source!r} not found; check "
+                f"sites.{self.site.id}.tables.{table.name}.source in the config"
+            )
+        by_name = {name: (kind, nullable) for name, kind, nullable in described}
+        for key, names in (
+            ("timestamp", (table.timestamp,)),
+            ("keys", table.keys),
+            ("include", table.include),
+            ("exclude", table.exclude),
+        ):
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise SourceError(
+                    f"{self.where(table)}: column {missing[0]!r} named in "
+                    f"sites.{self.site.id}.tables.{table.name}.{key} does not exist; "
+                    f"columns are: {', '.join(by_name)}"
+                )
+        fixed = (table.timestamp, *table.keys)
+        rest = [
+            n
+            for n, _, _ in described
+            if n not in fixed
+            and n not in table.exclude
+            and (not table.include or n in table.include)
+        ]
+        columns = []
+        for name in (*fixed, *rest):
+            source_type, nullable = by_name[name]
+            kind = _TYPES.get(re.sub(r"\(.*\)", "", source_type).strip(), "string")
+            columns.append(SourceColumn(normalise(name), name, kind, source_type, nullable))
+        if columns[0].type != "timestamp":
+            raise SourceError(
+                f"{self.where(table)}: column {table.timestamp!r} is {columns[0].source_type}, "
+                "not a timestamp; set sites.<id>.tables.<name>.timestamp"
+            )
+        seen: dict[str, str] = {}
+        for column in columns:
+            if column.name in seen:
+                raise SourceError(
+                    f"{self.where(table)}: columns {seen[column.name]!r} and {column.source!r} "
+                    f"both normalise to {column.name!r}; exclude one of them"
+                )
+            seen[column.name] = column.source
+        naive = "without" in columns[0].source_type or columns[0].source_type in (
+            "timestamp",
+            "datetime",
+        )
+        return TableSchema(table, tuple(columns), naive)
+
+    def extent(self, schema: TableSchema) -> tuple[datetime, datetime] | None:
+        """First and last instant in the table, or None when it is empty."""
+        ts = _quote(schema.timestamp.source)
+        low, high = self._scalar_row(
+            f"SELECT MIN({ts}), MAX({ts}) FROM {_quote(schema.table.source)}"
+        )
+        if low is None:
+            return None
+        return self._parse_bound(schema, low), self._parse_bound(schema, high)
+
+    def select_sql(self, schema: TableSchema, start: datetime, end: datetime) -> str:
+        """Rows in [start, end), every column aliased to its normalised name."""
+        columns = ", ".join(f"{_quote(c.source)} AS {_quote(c.name)}" for c in schema.columns)
+        ts = _quote(schema.timestamp.source)
+        return (
+            f"SELECT {columns} FROM {_quote(schema.table.source)} "
+            f"WHERE {ts} >= {self._literal(schema, start)} AND {ts} < {self._literal(schema, end)}"
+        )
+
+    def read(self, schema: TableSchema, start: datetime, end: datetime, day: str) -> pa.Table:
+        """Rows of one partition as Arrow with the published names and types."""
+        try:
+            table = cx.read_sql(
+                self._cx_dsn(), self.select_sql(schema, start, end), return_type="arrow"
+            )
+        except Exception as exc:  # connectorx raises bare RuntimeError/ValueError
+            raise self._read_error(schema, day, start, end, exc) from None
+        return self._conform(schema, table)
+
+    def _read_error(
+        self, schema: TableSchema, day: str, start: datetime, end: datetime, exc: Exception
+    ) -> SourceError:
+        return SourceError(
+            f"{self.where(schema.table)}, day {day}: read failed: {_scrub(str(exc), self.site.dsn)}"
+        )
+
+    def _conform(self, schema: TableSchema, table: pa.Table) -> pa.Table:
+        arrays = []
+        for column, array in zip(schema.columns, table.columns, strict=True):
+            if column.type == "timestamp":
+                array = self._instants(schema, array)
+            elif column.type in _ARROW and array.type != _ARROW[column.type]:
+                array = array.cast(_ARROW[column.type])
+            arrays.append(array)
+        return pa.table(arrays, names=[c.name for c in schema.columns])
+
+    def _instants(self, schema: TableSchema, array: pa.ChunkedArray) -> pa.ChunkedArray:
+        if getattr(array.type, "tz", None) is None:
+            zone = (
+                self.site.timezone if schema.naive_timestamp and self.kind == "postgres" else "UTC"
+            )
+            array = pc.assume_timezone(array, zone, ambiguous="earliest", nonexistent="earliest")
+        return array.cast(pa.timestamp("us", tz="UTC"))
+
+
+class PostgresSource(Source):
+    kind = "postgres"
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection]:
+        try:
+            conn = psycopg.connect(self.site.dsn, connect_timeout=CONNECT_TIMEOUT_S)
+        except psycopg.Error as exc:
+            raise SourceError(
+                f"site {self.site.id}: cannot connect to PostgreSQL: "
+                f"{_scrub(str(exc), self.site.dsn)}; check the DSN's host, port, user and "
+                "password"
+            ) from None
+        with conn:
+            yield conn
+
+    def check(self) -> None:
+        with self._connect() as conn:
+            conn.execute("SELECT 1")
+
+    def _describe(self, table: TableConfig) -> list[tuple[str, str, bool]]:
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT column_name, data_type, is_nullable = 'YES' "
+                "FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = %s "
+                "ORDER BY ordinal_position",
+                (table.source,),
+            ).fetchall()
+        return [(name, kind.lower(), nullable) for name, kind, nullable in rows]
+
+    def _scalar_row(self, sql: str) -> tuple:
+        with self._connect() as conn:
+            return conn.execute(sql).fetchone()
+
+    def _literal(self, schema: TableSchema, instant: datetime) -> str:
+        if schema.naive_timestamp:
+            local = instant.astimezone(self.zone).replace(tzinfo=None)
+            return f"'{local.isoformat(sep=' ')}'::timestamp"
+        return f"'{instant.astimezone(UTC).isoformat(sep=' ')}'::timestamptz"
+
+    def _parse_bound(self, schema: TableSchema, value: object) -> datetime:
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=self.zone)
+        return value.astimezone(UTC)
+
+    def _cx_dsn(self) -> str:
+        # connectorx wants the "postgresql" scheme; "postgres://" is an accepted alias elsewhere.
+        return re.sub(r"^postgres://", "postgresql://", self.site.dsn)
+
+
+class SqliteSource(Source):
+    kind = "sqlite"
+    _FORMAT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?$")
+
+    @property
+    def path(self) -> Path:
+        return Path(urlsplit(self.site.dsn).path)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self.path.is_file():
+            raise SourceError(
+                f"site {self.site.id}: SQLite file {self.path} not found; run "
+                "'ess-export demo' to create the demo databases, or fix the DSN"
+            )
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise SourceError(f"site {self.site.id}: SQLite error in {self.path}: {exc}") from None
+        finally:
+            conn.close()
+
+    def check(self) -> None:
+        with self._connect() as conn:
+            conn.execute("SELECT 1")
+
+    def _describe(self, table: TableConfig) -> list[tuple[str, str, bool]]:
+        with self._connect() as conn:
+            rows = conn.execute(f"PRAGMA table_info({_quote(table.source)})").fetchall()
+        return [(r[1], (r[2] or "text").lower(), not r[3]) for r in rows]
+
+    def _scalar_row(self, sql: str) -> tuple:
+        with self._connect() as conn:
+            return conn.execute(sql).fetchone()
+
+    def _literal(self, schema: TableSchema, instant: datetime) -> str:
+        return f"'{instant.astimezone(UTC).replace(tzinfo=None).isoformat(sep=' ')}'"
+
+    def _parse_bound(self, schema: TableSchema, value: object) -> datetime:
+        text = str(value)
+        if not self._FORMAT.match(text):
+            raise SourceError(
+                f"site {self.site.id}: column {schema.timestamp.source!r} of table "
+                f"{schema.table.source!r} holds {text!r}; write timestamps as UTC "
+                "'YYYY-MM-DD HH:MM:SS[.ffffff]'"
+            )
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    def _read_error(
+        self, schema: TableSchema, day: str, start: datetime, end: datetime, exc: Exception
+    ) -> SourceError:
+        # Name the first value the driver could not convert, instead of its raw message.
+        for column in schema.columns:
+            if column.type != "timestamp":
+                continue
+            with self._connect() as conn:
+                rows = conn.execute(
+                    f"SELECT {_quote(column.source)} FROM {_quote(schema.table.source)} "
+                    f"WHERE {_quote(schema.timestamp.source)} >= {self._literal(schema, start)} "
+                    f"AND {_quote(schema.timestamp.source)} < {self._literal(schema, end)}"
+                ).fetchall()
+            bad = next(
+                (v for (v,) in rows if v is not None and not self._FORMAT.match(str(v))), None
+            )
+            if bad is not None:
+                return SourceError(
+                    f"{self.where(schema.table)}, column {column.source}, day {day}: "
+                    f"cannot convert {bad!r} to a timestamp; store one format, UTC "
+                    "'YYYY-MM-DD HH:MM:SS[.ffffff]'"
+                )
+        return super()._read_error(schema, day, start, end, exc)
+
+
+def open_source(site: SiteConfig) -> Source:
+    """The source for a site's DSN (validated by config.load)."""
+    if site.dsn.startswith("sqlite:"):
+        return SqliteSource(site)
+    return PostgresSource(site)
