@@ -209,12 +209,12 @@ def build_datapackage(config: Config, manifests: list[SiteManifest]) -> dict[str
                     "path": paths,
                     "format": fmt,
                     "mediatype": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet",
-                    "bytes": sum(p.files[fmt].bytes for p in table.partitions if fmt in p.files),
                     "schema": table_schema,
                 }
                 if fmt == "csv":
-                    resource["encoding"] = "utf-8"
-                    resource["dialect"] = CSV_DIALECT
+                    # Every daily file repeats the header, as the Data Package spec expects
+                    # of a multi-file tabular resource.
+                    resource.update(encoding="utf-8", dialect=CSV_DIALECT)
                 resources.append(resource)
     ds = config.dataset
     return {

@@ -167,11 +167,18 @@ def run(
     by_site: dict[str, list[TablePlan]] = {}
     for table_plan in plan.tables:
         by_site.setdefault(table_plan.site.id, []).append(table_plan)
-    for site_id, table_plans in by_site.items():
-        _export_site(out, open_source(table_plans[0].site), table_plans, config, report, progress)
-        report.sites.append(site_id)
-    if report.sites:
-        commit_catalog(out, config, report.sites)
+    touched = []
+    try:
+        for site_id, table_plans in by_site.items():
+            touched.append(site_id)
+            _export_site(
+                out, open_source(table_plans[0].site), table_plans, config, report, progress
+            )
+            report.sites.append(site_id)
+    finally:
+        # Also after a failure: a partly re-exported site's manifest changed.
+        if touched:
+            commit_catalog(out, config, touched)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -192,6 +199,7 @@ def _export_site(
     site = table_plans[0].site
     published = read_manifest(out, site.id)
     tables = dict(published.tables) if published else {}
+    exported, finished = 0, False
     try:
         for table_plan in table_plans:
             name = table_plan.schema.table.name
@@ -204,11 +212,13 @@ def _export_site(
             for job in table_plan.jobs:
                 encoded = _export_partition(out, source, table_plan, job, config, report)
                 tables[name] = _record(tables[name], job, encoded)
+                exported += 1
                 if progress:
                     progress(job, encoded)
+        finished = True
     finally:
         manifest = SiteManifest(site.id, site.name, site.timezone, utc_now(), tables)
-        if not manifest.same_content(published):
+        if (finished or exported) and not manifest.same_content(published):
             commit_site(out, manifest)
 
 

@@ -82,7 +82,19 @@ def commit_catalog(target: Target, config: Config, sites: list[str]) -> None:
         manifest = read_manifest(target, site)
         if raw is not None and manifest is not None:
             manifests[site] = (manifest, raw)
-    generated_at = utc_now()
+    if not manifests and previous is None:
+        return  # nothing was ever published: no empty catalog either
+    catalog = build_catalog(config, manifests, utc_now())
+    if previous is not None and _same_catalog(previous, catalog):
+        return  # a no-op run rewrites nothing
     datapackage = build_datapackage(config, [m for m, _ in manifests.values()])
     target.put(DATAPACKAGE_KEY, to_json(datapackage), JSON_TYPE)
-    target.put(CATALOG_KEY, to_json(build_catalog(config, manifests, generated_at)), JSON_TYPE)
+    target.put(CATALOG_KEY, to_json(catalog), JSON_TYPE)
+
+
+def _same_catalog(previous: bytes, catalog: dict) -> bool:
+    try:
+        old = json.loads(previous)
+    except ValueError:
+        return False
+    return {**old, "generated_at": None} == {**catalog, "generated_at": None}

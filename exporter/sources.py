@@ -363,12 +363,17 @@ class SqliteSource(Source):
     def _parse_bound(self, schema: TableSchema, value: object) -> datetime:
         text = str(value)
         if not self._FORMAT.match(text):
-            raise SourceError(
-                f"site {self.site.id}: column {schema.timestamp.source!r} of table "
-                f"{schema.table.source!r} holds {text!r}; write timestamps as UTC "
-                "'YYYY-MM-DD HH:MM:SS[.ffffff]'"
-            )
+            raise self._bad_timestamp(schema, schema.timestamp, text)
         return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    def _bad_timestamp(
+        self, schema: TableSchema, column: SourceColumn, value: str, day: str = ""
+    ) -> SourceError:
+        return SourceError(
+            f"{self.where(schema.table)}, column {column.source}{', day ' if day else ''}{day}: "
+            f"cannot convert {value!r} to a timestamp; store one format, UTC "
+            "'YYYY-MM-DD HH:MM:SS[.ffffff]'"
+        )
 
     def _read_error(
         self, schema: TableSchema, day: str, start: datetime, end: datetime, exc: Exception
@@ -387,11 +392,7 @@ class SqliteSource(Source):
                 (v for (v,) in rows if v is not None and not self._FORMAT.match(str(v))), None
             )
             if bad is not None:
-                return SourceError(
-                    f"{self.where(schema.table)}, column {column.source}, day {day}: "
-                    f"cannot convert {bad!r} to a timestamp; store one format, UTC "
-                    "'YYYY-MM-DD HH:MM:SS[.ffffff]'"
-                )
+                return self._bad_timestamp(schema, column, str(bad), day)
         return super()._read_error(schema, day, start, end, exc)
 
 

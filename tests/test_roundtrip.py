@@ -145,7 +145,10 @@ def test_parquet_stores_instants_with_the_zone(published: Path) -> None:
     parquet = pq.ParquetFile(published / rack.files["parquet"].path)
     field = parquet.schema_arrow.field("timestamp")
     assert str(field.type) == "timestamp[us, tz=Asia/Seoul]"
-    assert parquet.metadata.schema.column(0).logical_type.to_json().count("\"isAdjustedToUTC\":true") == 1
+    assert (
+        parquet.metadata.schema.column(0).logical_type.to_json().count('"isAdjustedToUTC":true')
+        == 1
+    )
     assert parquet.metadata.row_group(0).column(3).statistics.has_min_max
 
 

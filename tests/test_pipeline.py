@@ -1,0 +1,204 @@
+"""The run as a whole: demo, documents, planning, interruption, progress output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from frictionless import Package, validate
+
+from exporter.errors import PublishError, SourceError
+from exporter.manifest import SiteManifest
+from exporter.pipeline import make_plan, run
+from exporter.storage import LocalTarget
+from tests.conftest import SeedSites
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def manifest(root: Path, site: str) -> SiteManifest:
+    return SiteManifest.from_dict(json.loads((root / f"sites/{site}/manifest.json").read_text()))
+
+
+def test_demo_then_run_publishes_both_sites(tmp_path: Path) -> None:
+    env = {"ESS_DEMO_DIR": str(tmp_path / "src"), "ESS_EXPORT_TARGET": str(tmp_path / "pub")}
+    made = cli("demo", "--days", "2", "--interval", "120", "--out", str(tmp_path / "src"), env=env)
+    assert made.returncode == 0, made.stderr
+    result = cli("run", "--config", "config/demo.toml", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "exported 16 partition(s)" in result.stdout
+    # Not a terminal: one plain log line per partition, no progress bar.
+    assert "site 2 table pcs 2022-09-02:" in result.stderr
+    pub = tmp_path / "pub"
+    catalog = json.loads((pub / "catalog.json").read_text())
+    assert [s["site"] for s in catalog["sites"]] == ["1", "2"]
+    for entry in catalog["sites"]:
+        raw = (pub / entry["path"]).read_bytes()
+        assert hashlib.sha256(raw).hexdigest() == entry["sha256"]
+        assert entry["tables"] == ["bank", "etc", "pcs", "rack"]
+    for site in ("1", "2"):
+        with sqlite3.connect(tmp_path / "src" / f"ess{site}.sqlite") as db:
+            for name, table in manifest(pub, site).tables.items():
+                (count,) = db.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+                assert sum(p.rows for p in table.partitions) == count
+    rack2 = manifest(pub, "2").tables["rack"]
+    by_name = {c.name: c.source for c in rack2.columns}
+    assert by_name["rack_status_for_online"] == "RACK_STATUS_FOR_Online"
+    assert by_name["rack_tray_volatge_imbalance_warning"] == "RACK_TRAY_VOLATGE_IMBALANCE_WARNING"
+    assert "bank_id" not in {c.name for c in manifest(pub, "2").tables["pcs"].columns}
+    # A second run has nothing new: every day is complete and older than the lookback.
+    again = cli("run", "--config", "config/demo.toml", env=env)
+    assert "exported 0 partition(s)" in again.stdout, again.stdout
+
+
+def test_datapackage_is_a_valid_frictionless_package(published: Path) -> None:
+    package = Package(published / "datapackage.json")  # raises on an invalid descriptor
+    report = validate(published / "datapackage.json")
+    assert len(report.tasks) == 16
+    for task in report.tasks:
+        if task.name.endswith("-csv"):
+            assert task.valid, (task.name, [e.message for e in task.errors[:3]])
+            continue
+        # frictionless reads Parquet through pandas, which turns a NULL integer into NaN;
+        # the round-trip tests check those files with pyarrow instead.
+        for error in task.errors:
+            assert (error.type, error.cell) == ("type-error", "nan"), error.message
+            assert package.get_resource(task.name).schema.get_field(error.field_name).type == (
+                "integer"
+            )
+    package = json.loads((published / "datapackage.json").read_text())
+    assert {r["name"] for r in package["resources"]} >= {"1-rack-csv", "2-pcs-parquet"}
+    text = json.dumps(package) + (published / "catalog.json").read_text()
+    assert "pgcluster-pw" not in text and "127.0.0.1" not in text
+
+
+def test_no_secret_in_any_published_file(seed_sites: SeedSites, published: Path) -> None:
+    for path in published.rglob("*.json"):
+        text = path.read_text()
+        for dsn in seed_sites.dsns.values():
+            assert "pgcluster-pw" not in text and dsn not in text, path
+
+
+def test_plan_is_pure_and_follows_the_manifest(seed_sites: SeedSites, published: Path) -> None:
+    config = seed_sites.config()
+    target = LocalTarget(published)
+    later = datetime(2022, 9, 30, tzinfo=UTC)
+    assert make_plan(config, target, now=later).jobs == []
+    # Published while 2022-09-02 was still going on: that day is re-planned, incomplete.
+    during = datetime(2022, 9, 2, 3, 0, tzinfo=UTC)
+    jobs = make_plan(config, target, sites=["1"], tables=["rack"], rebuild=True, now=during).jobs
+    assert [(j.day, j.complete) for j in jobs] == [("2022-09-01", True), ("2022-09-02", False)]
+    ranged = make_plan(config, target, since=datetime(2022, 9, 2).date(), now=later).jobs
+    assert {j.day for j in ranged} == {"2022-09-02"} and len(ranged) == 8
+
+
+def test_plan_command_prints_without_writing(seed_sites: SeedSites, tmp_path: Path) -> None:
+    result = cli(
+        "plan",
+        "--config",
+        str(seed_sites.config_path),
+        "--target",
+        str(tmp_path / "p"),
+        "--site",
+        "2",
+        "--table",
+        "etc",
+        env=seed_sites.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "site 2 table etc: 2 day(s)" in result.stdout
+    assert "2022-09-01  complete    new day" in result.stdout
+    assert not (tmp_path / "p").exists()
+
+
+class FailingTarget(LocalTarget):
+    """Fails on the n-th put, like a disk that fills up mid-run."""
+
+    def __init__(self, root: Path, fail_at: int) -> None:
+        super().__init__(root)
+        self.puts, self.fail_at = 0, fail_at
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.puts += 1
+        if self.puts == self.fail_at:
+            raise PublishError(f"cannot write {key}: No space left on device")
+        super().put(key, data, content_type)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 5, 16])
+def test_an_interrupted_run_leaves_valid_manifests(
+    seed_sites: SeedSites, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+) -> None:
+    config = seed_sites.config()
+    run(config, target=str(tmp_path), sites=["1"])
+    before = (tmp_path / "sites/1/manifest.json").read_bytes()
+    failing = FailingTarget(tmp_path, fail_at)
+    monkeypatch.setattr("exporter.pipeline.open_target", lambda uri: failing)
+    with pytest.raises(PublishError, match="No space left"):
+        run(config, target=str(tmp_path), sites=["1"], rebuild=True)
+    after = manifest(tmp_path, "1")
+    assert after.tables.keys() == json.loads(before)["tables"].keys()
+    for table in after.tables.values():
+        for partition in table.partitions:
+            for entry in partition.files.values():
+                data = (tmp_path / entry.path).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == entry.sha256
+
+
+@pytest.mark.parametrize(
+    ("odd", "day"),
+    [
+        pytest.param("2022-09-01 01:00:01+09:00", ", day 2022-09-01", id="while-reading"),
+        pytest.param("2022-09-01T01:00:01+09:00", "", id="while-planning"),
+    ],
+)
+def test_mixed_sqlite_timestamps_name_site_table_column_day_value(
+    tmp_path: Path, odd: str, day: str
+) -> None:
+    db = tmp_path / "ess1.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute('CREATE TABLE "etc" ("TIMESTAMP" TIMESTAMP, "SENSOR1_TEMPERATURE" REAL)')
+        conn.executemany(
+            'INSERT INTO "etc" VALUES (?, ?)',
+            [("2022-08-31 23:00:00", 20.5), (odd, 20.6), ("2022-09-01 02:00:00", 20.7)],
+        )
+    config = tmp_path / "c.toml"
+    config.write_text(f'[sites.1]\ndsn = "sqlite:{db}"\n[sites.1.tables.etc]\n')
+    result = cli("run", "--config", str(config), "--target", str(tmp_path / "p"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"Error: site 1, table etc, column TIMESTAMP{day}: cannot convert "
+        f"'{odd}' to a timestamp; store one format, UTC 'YYYY-MM-DD HH:MM:SS[.ffffff]'"
+    )
+    assert not (tmp_path / "p" / "sites").exists()
+
+
+def test_missing_source_column_is_named(seed_sites: SeedSites, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        seed_sites.config_path.read_text().replace(
+            'keys = ["BANK_ID", "RACK_ID"]', 'keys = ["BANK_ID", "RACK_NO"]', 1
+        )
+    )
+    with pytest.raises(SourceError, match="column 'RACK_NO' named in sites.1.tables.rack.keys"):
+        from exporter.config import load
+
+        run(load(config, env=seed_sites.env), target=str(tmp_path / "p"))
