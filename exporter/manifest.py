@@ -170,6 +170,8 @@ def build_catalog(
         "description": ds.description,
         "license": ds.license,
         "citation": ds.citation,
+        "language": ds.language,
+        "public_base_url": ds.public_base_url,
         "generated_at": generated_at,
         "sites": [
             {
