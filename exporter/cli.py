@@ -7,6 +7,7 @@ line on stderr and their exit code; nothing here prints a traceback for them.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -20,6 +21,8 @@ from . import demo as demo_module
 from .errors import ConfigError, ExportError
 from .pipeline import Plan, RunReport, run
 from .plan import Job
+from .publish import verify
+from .storage import open_target
 from .write import EncodedPartition
 
 __all__ = ["main"]
@@ -77,6 +80,11 @@ def _selection(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--since", callback=_day, help="First local day to export (YYYY-MM-DD)."),
         click.option("--until", callback=_day, help="Last local day to export (YYYY-MM-DD)."),
         click.option("--rebuild", is_flag=True, help="Re-export every day, published or not."),
+        click.option(
+            "--full-check",
+            is_flag=True,
+            help="Compare every published day with the source and re-export changes.",
+        ),
     ]
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
@@ -127,18 +135,48 @@ class _Progress:
             self.bar.__exit__(None, None, None)
 
 
+NOTHING_TO_DO = 4
+
+
 @main.command("run")
 @_selection
 @click.option("--dry-run", is_flag=True, help="Plan only: print what would be exported.")
-def run_command(config_path: str, dry_run: bool, **selection: Any) -> None:
+@click.option(
+    "--prune",
+    "prune_unnamed",
+    is_flag=True,
+    help="Delete objects under data/ that no manifest names (else only report them).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False),
+    help="Write a JSON run report to this file (for CI).",
+)
+@click.option(
+    "--exit-nothing",
+    is_flag=True,
+    help=f"Exit with code {NOTHING_TO_DO} when there was nothing to export.",
+)
+def run_command(
+    config_path: str,
+    dry_run: bool,
+    report_path: str | None,
+    exit_nothing: bool,
+    **selection: Any,
+) -> None:
     """Export the configured sites and publish them to the target.
+
+    The target is a directory or s3://BUCKET/PREFIX (endpoint from AWS_ENDPOINT_URL or
+    export.s3.endpoint_url; credentials from the standard AWS chain).
 
     \b
     Example (from cron):
-      ess-export run --config config/sites.toml --target ./public
+      ess-export run --config config/sites.toml --target s3://open-data/ess --report run.json
     """
     config = _load(config_path)
     progress = _Progress()
+    report = None
     try:
         report = run(
             config,
@@ -149,15 +187,64 @@ def run_command(config_path: str, dry_run: bool, **selection: Any) -> None:
         )
     finally:
         progress.close()
+        if report_path:
+            _write_report(report_path, report)
     if not dry_run:
         _summary(report, selection.get("target") or config.target)
+    if exit_nothing and not report.jobs:
+        sys.exit(NOTHING_TO_DO)
+
+
+def _write_report(path: str, report: RunReport | None) -> None:
+    # A failed run still leaves a report, saying what failed (the exception follows).
+    document = report.to_dict() if report else {"failed": True}
+    Path(path).write_text(json.dumps(document, indent=2) + "\n")
 
 
 def _summary(report: RunReport, target: str) -> None:
+    if report.unnamed and not report.pruned:
+        click.echo(
+            f"{len(report.unnamed)} object(s) under data/ are named by no manifest "
+            f"(e.g. {report.unnamed[0]}); delete them with --prune",
+            err=True,
+        )
     click.echo(
-        f"exported {report.partitions} partition(s), {report.rows} rows, "
-        f"{report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s to {target}"
+        f"exported {report.partitions} partition(s) ({report.unchanged} unchanged), "
+        f"{report.rows} rows, {report.bytes / 1e6:.1f} MB sent in {report.requests} "
+        f"request(s), {report.seconds:.1f} s, to {target}"
     )
+
+
+@main.command("verify")
+@click.option("--target", required=True, help="Published tree: a directory or s3://BUCKET/PREFIX.")
+@click.option(
+    "--sample",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Fraction of the files to re-hash (the same files every time).",
+)
+def verify_command(target: str, sample: float) -> None:
+    """Re-hash published files against the manifests; report missing, differing, extra.
+
+    Exits 1 if anything is missing or differs, or an object is named by no manifest.
+
+    \b
+    Example:
+      ess-export verify --target s3://open-data/ess --sample 0.1
+    """
+    found = verify(open_target(target), sample)
+    for label, keys in (
+        ("missing", found.missing),
+        ("differs", found.differ),
+        ("extra", found.extra),
+    ):
+        for key in keys:
+            click.echo(f"{label}: {key}")
+    problems = len(found.missing) + len(found.differ) + len(found.extra)
+    click.echo(f"checked {found.checked} file(s): {problems} problem(s)")
+    if problems:
+        sys.exit(1)
 
 
 @main.command("plan")

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
+from .storage import S3Options
 
 __all__ = [
     "NAME_PATTERN",
@@ -102,6 +103,10 @@ class Config:
     lookback_days: int
     """Recent days re-exported on every run, to pick up late rows."""
     sites: tuple[SiteConfig, ...]
+    lock_minutes: int = 180
+    """A site lock older than this is taken over: the run that held it is presumed dead."""
+    s3: S3Options = field(default_factory=S3Options)
+    """How to reach an s3:// target (credentials come from the standard AWS chain only)."""
 
     def site(self, site_id: str) -> SiteConfig:
         return next(s for s in self.sites if s.id == site_id)
@@ -202,7 +207,7 @@ class _Loader:
         export = self.table_of(
             raw.get("export", {}),
             "export",
-            ("target", "formats", "settle_minutes", "lookback_days"),
+            ("target", "formats", "settle_minutes", "lookback_days", "lock_minutes", "s3"),
         )
         formats = tuple(export.get("formats", list(FORMATS)))
         if (
@@ -224,7 +229,29 @@ class _Loader:
             formats=formats,
             settle_minutes=settle,
             lookback_days=lookback,
+            lock_minutes=self.count(export, "lock_minutes", "export", 180),
+            s3=self.s3(export.get("s3", {})),
             sites=sites,
+        )
+
+    def s3(self, raw: Any) -> S3Options:
+        keys = ("endpoint_url", "region", "path_style", "checksum", "max_attempts")
+        raw = self.table_of(raw, "export.s3", keys)
+        path_style = raw.get("path_style", False)
+        if not isinstance(path_style, bool):
+            raise self.fail("export.s3.path_style", "must be true or false")
+        checksum = self.string(raw, "checksum", "export.s3", "when_supported")
+        if checksum not in ("when_supported", "when_required"):
+            raise self.fail("export.s3.checksum", "must be 'when_supported' or 'when_required'")
+        attempts = self.count(raw, "max_attempts", "export.s3", 5)
+        if not 1 <= attempts <= 20:
+            raise self.fail("export.s3.max_attempts", "must be between 1 and 20")
+        return S3Options(
+            endpoint_url=self.string(raw, "endpoint_url", "export.s3", "") or None,
+            region=self.string(raw, "region", "export.s3", "") or None,
+            path_style=path_style,
+            checksum=checksum,
+            max_attempts=attempts,
         )
 
     def dataset(self, raw: Any) -> DatasetConfig:

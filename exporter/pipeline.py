@@ -1,7 +1,8 @@
 """`run()`: the one place that knows the order of the stages.
 
-config -> plan -> extract -> write -> publish, one site at a time, one partition (local day)
-at a time, so memory is bounded by the largest partition and not by the table.
+config -> plan -> extract -> write -> publish, one site at a time (under the site's lock),
+one partition (local day) at a time, so memory is bounded by the largest partition and not
+by the table.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from .config import Config, SiteConfig
 from .errors import ConfigError
 from .manifest import Column, FileEntry, Partition, SiteManifest, TableManifest
 from .plan import Job, plan_table
-from .publish import commit_catalog, commit_site, put_partition, read_manifest, utc_now
-from .sources import Source, TableSchema, open_source
+from .publish import (
+    commit_catalog,
+    commit_site,
+    prune,
+    put_partition,
+    read_manifest,
+    site_lock,
+    utc_now,
+)
+from .sources import Source, TableSchema, fingerprint, open_source
 from .storage import Target, open_target
 from .write import EncodedPartition, encode
 
-__all__ = ["Plan", "RunReport", "TablePlan", "make_plan", "run"]
+__all__ = ["Plan", "RunReport", "TablePlan", "make_plan", "run", "select_sites"]
 
 
 @dataclass(frozen=True)
@@ -43,12 +52,40 @@ class Plan:
 @dataclass
 class RunReport:
     partitions: int = 0
+    """Partitions extracted and written (uploaded, or found unchanged)."""
+    unchanged: int = 0
+    """Of those, partitions whose files were already published byte for byte."""
     rows: int = 0
     bytes: int = 0
+    """Data bytes uploaded."""
+    requests: int = 0
+    """Requests sent to the target."""
     seconds: float = 0.0
     sites: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    """site/table/day of the partition that stopped the run, if any."""
+    unnamed: list[str] = field(default_factory=list)
+    """Objects under data/ that no manifest names (deleted when pruning)."""
+    pruned: bool = False
     dry_run: bool = False
     jobs: list[Job] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON run report (`--report FILE`) for CI."""
+        return {
+            "partitions_planned": len(self.jobs),
+            "partitions_exported": self.partitions - self.unchanged,
+            "partitions_unchanged": self.unchanged,
+            "partitions_failed": self.failed,
+            "rows": self.rows,
+            "bytes_sent": self.bytes,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "sites": self.sites,
+            "unnamed_objects": self.unnamed,
+            "pruned": self.pruned,
+            "dry_run": self.dry_run,
+        }
 
 
 # Called with (job, partition or None when the day turned out empty) after each partition.
@@ -95,9 +132,10 @@ def make_plan(
     since: date | None = None,
     until: date | None = None,
     rebuild: bool = False,
+    full_check: bool = False,
     now: datetime | None = None,
 ) -> Plan:
-    """Discover schemas and extents, then decide (purely) what each table needs."""
+    """Discover schemas, extents (and fingerprints), then decide purely what each table needs."""
     if since and until and since > until:
         raise ConfigError(f"--since {since} is after --until {until}; swap them")
     now = now or datetime.now(UTC)
@@ -111,13 +149,12 @@ def make_plan(
                 continue
             schema = source.schema(table)
             columns = _columns(schema)
-            previous = published.tables.get(table.name) if published else None
             jobs = plan_table(
                 site=site.id,
                 table=table.name,
                 timezone=site.timezone,
                 extent=source.extent(schema),
-                published=previous,
+                published=published.tables.get(table.name) if published else None,
                 schema_hash=TableManifest(columns, ()).schema_hash,
                 now=now,
                 settle=timedelta(minutes=config.settle_minutes),
@@ -125,6 +162,7 @@ def make_plan(
                 since=since,
                 until=until,
                 rebuild=rebuild,
+                fingerprints=source.fingerprints(schema) if full_check else None,
             )
             planned.append(TablePlan(site, schema, columns, tuple(jobs)))
     return Plan(tuple(planned))
@@ -139,14 +177,16 @@ def run(
     since: date | None = None,
     until: date | None = None,
     rebuild: bool = False,
+    full_check: bool = False,
     dry_run: bool = False,
+    prune_unnamed: bool = False,
     now: datetime | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
     """Export and publish; with dry_run, only plan. Returns what was done."""
     started = time.perf_counter()
-    out = open_target(target or config.target)
+    out = open_target(target or config.target, config.s3)
     plan = make_plan(
         config,
         out,
@@ -155,6 +195,7 @@ def run(
         since=since,
         until=until,
         rebuild=rebuild,
+        full_check=full_check,
         now=now,
     )
     report = RunReport(dry_run=dry_run, jobs=plan.jobs)
@@ -170,16 +211,19 @@ def run(
     touched = []
     try:
         for site_id, table_plans in by_site.items():
-            touched.append(site_id)
-            _export_site(
-                out, open_source(table_plans[0].site), table_plans, config, report, progress
-            )
-            report.sites.append(site_id)
+            with site_lock(out, site_id, timedelta(minutes=config.lock_minutes)):
+                touched.append(site_id)
+                source = open_source(table_plans[0].site)
+                _export_site(out, source, table_plans, config, report, progress)
+                report.sites.append(site_id)
+                report.unnamed += prune(out, [site_id], config.formats, delete=prune_unnamed)
+        report.pruned = prune_unnamed
     finally:
         # Also after a failure: a partly re-exported site's manifest changed.
         if touched:
             commit_catalog(out, config, touched)
-    report.seconds = time.perf_counter() - started
+        report.requests = out.requests
+        report.seconds = time.perf_counter() - started
     return report
 
 
@@ -197,7 +241,7 @@ def _export_site(
     re-written are named by their new entries at once; then the error propagates.
     """
     site = table_plans[0].site
-    published = read_manifest(out, site.id)
+    published = read_manifest(out, site.id)  # again, now that we hold the lock
     tables = dict(published.tables) if published else {}
     exported, finished = 0, False
     try:
@@ -205,12 +249,23 @@ def _export_site(
             name = table_plan.schema.table.name
             previous = tables.get(name)
             # A changed schema was planned as a full rebuild: start the table afresh.
-            kept = (
-                previous.partitions if previous and previous.columns == table_plan.columns else ()
-            )
+            same = previous is not None and previous.columns == table_plan.columns
+            kept = previous.partitions if same and previous else ()
             tables[name] = TableManifest(table_plan.columns, _keys(table_plan), kept)
             for job in table_plan.jobs:
-                encoded = _export_partition(out, source, table_plan, job, config, report)
+                try:
+                    encoded = _export_partition(
+                        out,
+                        source,
+                        table_plan,
+                        job,
+                        tables[name].partition(job.day),
+                        config,
+                        report,
+                    )
+                except Exception:
+                    report.failed.append(f"{site.id}/{name}/{job.day}")
+                    raise
                 tables[name] = _record(tables[name], job, encoded)
                 exported += 1
                 if progress:
@@ -231,6 +286,7 @@ def _export_partition(
     source: Source,
     table_plan: TablePlan,
     job: Job,
+    previous: Partition | None,
     config: Config,
     report: RunReport,
 ) -> EncodedPartition | None:
@@ -246,7 +302,10 @@ def _export_partition(
         timezone=table_plan.site.timezone,
         formats=config.formats,
     )
-    report.bytes += put_partition(out, encoded)
+    # A rebuild re-sends every file: it is also how a damaged or deleted object is repaired.
+    sent = put_partition(out, encoded, None if job.reason == "rebuild" else previous, job.complete)
+    report.bytes += sent
+    report.unchanged += sent == 0
     report.partitions += 1
     report.rows += encoded.rows
     return encoded
@@ -256,6 +315,11 @@ def _record(table: TableManifest, job: Job, encoded: EncodedPartition | None) ->
     """The table's manifest with this day's entry replaced (or dropped: no rows any more)."""
     if encoded is None:
         return replace(table, partitions=tuple(p for p in table.partitions if p.date != job.day))
+    found = job.fingerprint or fingerprint(
+        encoded.rows,
+        datetime.fromisoformat(encoded.min_timestamp),
+        datetime.fromisoformat(encoded.max_timestamp),
+    )
     partition = Partition(
         date=job.day,
         rows=encoded.rows,
@@ -263,11 +327,7 @@ def _record(table: TableManifest, job: Job, encoded: EncodedPartition | None) ->
         min_timestamp=encoded.min_timestamp,
         max_timestamp=encoded.max_timestamp,
         duplicates=encoded.duplicates,
-        fingerprint={
-            "rows": encoded.rows,
-            "min": encoded.min_timestamp,
-            "max": encoded.max_timestamp,
-        },
+        fingerprint=found,
         stats=encoded.stats,
         files={fmt: FileEntry(f.key, f.size, f.sha256) for fmt, f in encoded.files.items()},
     )

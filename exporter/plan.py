@@ -28,6 +28,8 @@ class Job:
     complete: bool
     """The day is over (plus the settle margin): no more rows are expected."""
     reason: str
+    fingerprint: dict[str, object] | None = None
+    """The source's fingerprint of the day when a full check computed it."""
 
     @property
     def day(self) -> str:
@@ -55,26 +57,33 @@ def plan_table(
     since: date | None = None,
     until: date | None = None,
     rebuild: bool = False,
+    fingerprints: dict[str, dict[str, object]] | None = None,
 ) -> list[Job]:
-    """The days of one table to export, oldest first."""
+    """The days of one table to export, oldest first.
+
+    `fingerprints` (from a full check of the source) adds every published day whose source
+    content changed, and every published day that has no rows any more.
+    """
     zone = ZoneInfo(timezone)
-    if extent is None:
-        return []
-    first = extent[0].astimezone(zone).date()
-    last = extent[1].astimezone(zone).date()
+    done = {p.date: p for p in (published.partitions if published else ())}
+    days: set[date] = set()
+    if extent is not None:
+        first = extent[0].astimezone(zone).date()
+        last = extent[1].astimezone(zone).date()
+        days = {first + timedelta(days=i) for i in range((last - first).days + 1)}
+    if fingerprints is not None:
+        days |= {date.fromisoformat(d) for d in done}
+    days = {d for d in days if (not since or d >= since) and (not until or d <= until)}
     explicit = since is not None or until is not None
-    low = max(first, since) if since else first
-    high = min(last, until) if until else last
     if published is not None and published.schema_hash != schema_hash:
         rebuild = True
-    done = {p.date: p for p in (published.partitions if published else ())}
     recent = now.astimezone(zone).date() - timedelta(days=lookback_days)
 
     jobs = []
-    day = low
-    while day <= high:
+    for day in sorted(days):
         start, end = day_bounds(day, zone)
         previous = done.get(day.isoformat())
+        source = fingerprints.get(day.isoformat()) if fingerprints is not None else None
         if rebuild:
             reason = "rebuild"
         elif explicit:
@@ -85,9 +94,11 @@ def plan_table(
             reason = "incomplete when published"
         elif day > recent:
             reason = "inside lookback window"
+        elif fingerprints is not None and source != previous.fingerprint:
+            reason = "source changed" if source else "no rows any more"
         else:
             reason = ""
         if reason:
-            jobs.append(Job(site, table, day, start, end, now >= end + settle, reason))
-        day += timedelta(days=1)
+            complete = now >= end + settle
+            jobs.append(Job(site, table, day, start, end, complete, reason, source))
     return jobs

@@ -1,18 +1,27 @@
-"""The commit protocol: data files first, then the site manifest, then the root documents.
+"""The commit protocol: data, verify, site manifest, catalog; plus the site lock, verify, prune.
 
-Readers follow catalog.json -> sites/<site>/manifest.json -> files, so a file is named by a
-manifest only once it is in place, and the catalog only lists manifests that exist.
+Readers follow catalog.json -> sites/<site>/manifest.json -> files. So a file is named by a
+manifest only once it is in place and verified, a manifest is listed by the catalog only
+once it exists, and the catalog (shared by concurrent per-site runs) is updated with a
+conditional write that is retried on conflict.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-from datetime import UTC, datetime
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from .config import Config
-from .errors import PublishError
+from .errors import LockHeld, PublishError
 from .manifest import (
+    Partition,
     SiteManifest,
     build_catalog,
     build_datapackage,
@@ -25,26 +34,53 @@ from .write import EncodedPartition
 __all__ = [
     "CATALOG_KEY",
     "DATAPACKAGE_KEY",
+    "VerifyReport",
     "commit_catalog",
     "commit_site",
+    "prune",
     "put_partition",
+    "read_catalog_sites",
     "read_manifest",
+    "site_lock",
+    "verify",
 ]
 
 CATALOG_KEY = "catalog.json"
 DATAPACKAGE_KEY = "datapackage.json"
 JSON_TYPE = "application/json"
+# Documents change on every publish: caches must revalidate. A finished day rarely changes.
+DOCUMENT_CACHE = "no-cache"
+COMPLETE_CACHE = "public, max-age=86400"
+INCOMPLETE_CACHE = "public, max-age=300"
+CATALOG_ATTEMPTS = 10
 
 
 def utc_now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def put_partition(target: Target, partition: EncodedPartition) -> int:
-    """Upload a partition's files; returns the bytes written."""
-    for file in partition.files.values():
-        target.put(file.key, file.data, file.content_type)
-    return sum(f.size for f in partition.files.values())
+def put_partition(
+    target: Target, partition: EncodedPartition, previous: Partition | None, complete: bool
+) -> int:
+    """Upload the files whose content differs from the published entry, then verify them.
+
+    Returns the bytes uploaded (0 when the day's files are unchanged).
+    """
+    sent = 0
+    for fmt, file in partition.files.items():
+        published = previous.files.get(fmt) if previous else None
+        if published is not None and published.sha256 == file.sha256:
+            continue  # the hash decides: same bytes, nothing to send
+        cache = COMPLETE_CACHE if complete else INCOMPLETE_CACHE
+        target.put(file.key, file.data, file.content_type, cache_control=cache)
+        info = target.head(file.key)
+        if info is None or info.size != file.size or info.sha256 not in (None, file.sha256):
+            raise PublishError(
+                f"{target.url(file.key)}: the stored object does not match what was sent "
+                "(size or sha256); run again"
+            )
+        sent += file.size
+    return sent
 
 
 def read_manifest(target: Target, site: str) -> SiteManifest | None:
@@ -57,39 +93,59 @@ def read_manifest(target: Target, site: str) -> SiteManifest | None:
         return SiteManifest.from_dict(json.loads(raw))
     except (ValueError, KeyError, TypeError) as exc:
         raise PublishError(
-            f"{target.uri}/{key} is not a valid manifest ({exc}); re-export the site with --rebuild"
+            f"{target.url(key)} is not a valid manifest ({exc}); re-export the site with --rebuild"
         ) from None
 
 
 def commit_site(target: Target, manifest: SiteManifest) -> None:
-    """Name the site's (already written) files: the publish of this site takes effect."""
-    target.put(manifest_key(manifest.site), to_json(manifest.to_dict()), JSON_TYPE)
+    """Name the site's (already verified) files: the publish of this site takes effect."""
+    target.put(
+        manifest_key(manifest.site),
+        to_json(manifest.to_dict()),
+        JSON_TYPE,
+        cache_control=DOCUMENT_CACHE,
+    )
+
+
+def read_catalog_sites(raw: bytes | None) -> set[str]:
+    """Site ids listed by a catalog document; a damaged one lists nothing."""
+    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+        return {entry["site"] for entry in json.loads(raw or b'{"sites": []}')["sites"]}
+    return set()
 
 
 def commit_catalog(target: Target, config: Config, sites: list[str]) -> None:
-    """Rewrite catalog.json and datapackage.json over every published site manifest.
+    """Update catalog.json and datapackage.json for `sites`, keeping every other site.
 
-    Sites published earlier but not part of this run stay listed.
+    Runs for different sites publish concurrently, so the catalog is written only if it is
+    unchanged since we read it (If-Match); on a conflict we re-read and merge again.
     """
-    listed = set(sites)
-    previous = target.get(CATALOG_KEY)
-    # A damaged catalog is simply rebuilt from the manifests of this run's sites.
-    with contextlib.suppress(ValueError, KeyError, TypeError):
-        listed |= {entry["site"] for entry in json.loads(previous or b'{"sites": []}')["sites"]}
-    manifests: dict[str, tuple[SiteManifest, bytes]] = {}
-    for site in sorted(listed):
-        raw = target.get(manifest_key(site))
-        manifest = read_manifest(target, site)
-        if raw is not None and manifest is not None:
-            manifests[site] = (manifest, raw)
-    if not manifests and previous is None:
-        return  # nothing was ever published: no empty catalog either
-    catalog = build_catalog(config, manifests, utc_now())
-    if previous is not None and _same_catalog(previous, catalog):
-        return  # a no-op run rewrites nothing
-    datapackage = build_datapackage(config, [m for m, _ in manifests.values()])
-    target.put(DATAPACKAGE_KEY, to_json(datapackage), JSON_TYPE)
-    target.put(CATALOG_KEY, to_json(catalog), JSON_TYPE)
+    for _ in range(CATALOG_ATTEMPTS):
+        found = target.get_tagged(CATALOG_KEY)
+        previous, tag = found if found else (None, None)
+        listed = sorted(read_catalog_sites(previous) | set(sites))
+        manifests: dict[str, tuple[SiteManifest, bytes]] = {}
+        for site in listed:
+            raw = target.get(manifest_key(site))
+            if raw is not None:
+                manifests[site] = (SiteManifest.from_dict(json.loads(raw)), raw)
+        if not manifests and previous is None:
+            return  # nothing was ever published: no empty catalog either
+        catalog = build_catalog(config, manifests, utc_now())
+        if previous is not None and _same_catalog(previous, catalog):
+            return  # already what we would write: a no-op run rewrites nothing
+        datapackage = build_datapackage(config, [m for m, _ in manifests.values()])
+        # The data package is derived from the same manifests; written first so that the
+        # catalog, the root readers start from, is the last word.
+        target.put(DATAPACKAGE_KEY, to_json(datapackage), JSON_TYPE, cache_control=DOCUMENT_CACHE)
+        if target.put_if(
+            CATALOG_KEY, to_json(catalog), JSON_TYPE, tag=tag, cache_control=DOCUMENT_CACHE
+        ):
+            return
+    raise PublishError(
+        f"{target.url(CATALOG_KEY)}: still changing after {CATALOG_ATTEMPTS} attempts "
+        "(many concurrent runs?); run again"
+    )
 
 
 def _same_catalog(previous: bytes, catalog: dict) -> bool:
@@ -98,3 +154,97 @@ def _same_catalog(previous: bytes, catalog: dict) -> bool:
     except ValueError:
         return False
     return {**old, "generated_at": None} == {**catalog, "generated_at": None}
+
+
+# -- the site lock ---------------------------------------------------------------------------
+
+
+def lock_key(site: str) -> str:
+    return f"locks/{site}.json"
+
+
+@contextlib.contextmanager
+def site_lock(target: Target, site: str, ttl: timedelta) -> Iterator[None]:
+    """Hold the site's lock object for the duration; LockHeld if another live run has it."""
+    key = lock_key(site)
+    now = datetime.now(UTC)
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    body = to_json({"owner": owner, "started": now.isoformat(), "expires": (now + ttl).isoformat()})
+    if not target.put_if(key, body, JSON_TYPE, tag=None):
+        found = target.get_tagged(key)
+        held = json.loads(found[0]) if found else {}
+        expires = datetime.fromisoformat(held.get("expires", now.isoformat()))
+        if found is None or expires > now or not target.put_if(key, body, JSON_TYPE, tag=found[1]):
+            raise LockHeld(
+                f"site {site} is being published by another run ({held.get('owner', '?')}, "
+                f"since {held.get('started', '?')}); its lock {target.url(key)} expires "
+                f"{held.get('expires', '?')}. Wait for it, or delete the lock if that run died"
+            )
+    try:
+        yield
+    finally:
+        found = target.get_tagged(key)
+        if found is not None and json.loads(found[0]).get("owner") == owner:
+            target.delete(key)
+
+
+# -- verify and prune ------------------------------------------------------------------------
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    differ: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.differ or self.extra)
+
+
+def named_files(target: Target) -> dict[str, tuple[int, str]]:
+    """Every data file named by a manifest the catalog lists: key -> (bytes, sha256)."""
+    named = {}
+    for site in sorted(read_catalog_sites(target.get(CATALOG_KEY))):
+        manifest = read_manifest(target, site)
+        for table in manifest.tables.values() if manifest else ():
+            for partition in table.partitions:
+                for entry in partition.files.values():
+                    named[entry.path] = (entry.bytes, entry.sha256)
+    return named
+
+
+def verify(target: Target, sample: float = 1.0) -> VerifyReport:
+    """Re-hash published files against the manifests (a `sample` fraction, chosen stably)."""
+    report = VerifyReport()
+    named = named_files(target)
+    present = set(target.list("data/"))
+    report.extra = sorted(present - set(named))
+    for key, (size, sha256) in sorted(named.items()):
+        if key not in present:
+            report.missing.append(key)
+            continue
+        # A stable sample: the same keys are checked on every run with the same fraction.
+        if sample < 1.0 and int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) >= sample * 2**32:
+            continue
+        data = target.get(key)
+        report.checked += 1
+        if data is None:
+            report.missing.append(key)
+        elif len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+            report.differ.append(key)
+    return report
+
+
+def prune(target: Target, sites: list[str], formats: tuple[str, ...], delete: bool) -> list[str]:
+    """Objects of `sites` under data/ that no manifest names; deleted only when asked.
+
+    Call it holding the sites' locks: another site's run may have files in flight.
+    """
+    present = [k for s in sites for f in formats for k in target.list(f"data/{f}/site={s}/")]
+    unnamed = sorted(set(present) - set(named_files(target)))
+    if delete:
+        for key in unnamed:
+            target.delete(key)
+    return unnamed

@@ -16,7 +16,7 @@ import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -29,7 +29,14 @@ import pyarrow.compute as pc
 from .config import SiteConfig, TableConfig
 from .errors import SourceError
 
-__all__ = ["Source", "SourceColumn", "TableSchema", "normalise", "open_source"]
+__all__ = [
+    "Source",
+    "SourceColumn",
+    "TableSchema",
+    "fingerprint",
+    "normalise",
+    "open_source",
+]
 
 CONNECT_TIMEOUT_S = 5
 
@@ -102,6 +109,20 @@ class TableSchema:
     @property
     def keys(self) -> tuple[SourceColumn, ...]:
         return self.columns[1 : 1 + len(self.table.keys)]
+
+
+def fingerprint(
+    rows: int, first: datetime, last: datetime, checksum: str | None = None
+) -> dict[str, object]:
+    """What identifies a day's source content, as stored in the manifest."""
+    found: dict[str, object] = {
+        "rows": rows,
+        "min": first.astimezone(UTC).isoformat(),
+        "max": last.astimezone(UTC).isoformat(),
+    }
+    if checksum is not None:
+        found["checksum"] = checksum
+    return found
 
 
 def normalise(name: str) -> str:
@@ -224,6 +245,29 @@ class Source(ABC):
             return None
         return self._parse_bound(schema, low), self._parse_bound(schema, high)
 
+    def fingerprints(self, schema: TableSchema) -> dict[str, dict[str, object]]:
+        """Per local day: rows, first and last instant, and a content checksum if the engine
+        offers one. Compared with the manifest by --full-check to find changed days."""
+        extent = self.extent(schema)
+        if extent is None:
+            return {}
+        ts, table = _quote(schema.timestamp.source), _quote(schema.table.source)
+        day, last = extent[0].astimezone(self.zone).date(), extent[1].astimezone(self.zone).date()
+        found = {}
+        while day <= last:
+            start = datetime.combine(day, time(), self.zone)
+            end = datetime.combine(day + timedelta(days=1), time(), self.zone)
+            rows, low, high = self._scalar_row(
+                f"SELECT COUNT(*), MIN({ts}), MAX({ts}) FROM {table} WHERE {ts} >= "
+                f"{self._literal(schema, start)} AND {ts} < {self._literal(schema, end)}"
+            )
+            if rows:
+                found[day.isoformat()] = fingerprint(
+                    rows, self._parse_bound(schema, low), self._parse_bound(schema, high)
+                )
+            day += timedelta(days=1)
+        return found
+
     def select_sql(self, schema: TableSchema, start: datetime, end: datetime) -> str:
         """Rows in [start, end), every column aliased to its normalised name."""
         columns = ", ".join(f"{_quote(c.source)} AS {_quote(c.name)}" for c in schema.columns)
@@ -315,6 +359,24 @@ class PostgresSource(Source):
         if value.tzinfo is None:
             value = value.replace(tzinfo=self.zone)
         return value.astimezone(UTC)
+
+    def fingerprints(self, schema: TableSchema) -> dict[str, dict[str, object]]:
+        # One pass over the table; the checksum sees every column of every row, so an update
+        # in place or a delete + insert that keeps the count still changes it.
+        ts, table = _quote(schema.timestamp.source), _quote(schema.table.source)
+        local = f"{ts}::date" if schema.naive_timestamp else f"({ts} AT TIME ZONE %s)::date"
+        sql = (
+            f"SELECT {local} AS day, COUNT(*), MIN({ts}), MAX({ts}), "
+            f"SUM(hashtextextended(t::text, 0))::text FROM {table} AS t GROUP BY 1"
+        )
+        with self._connect() as conn:
+            rows = conn.execute(sql, () if schema.naive_timestamp else (self.site.timezone,))
+            return {
+                day.isoformat(): fingerprint(
+                    n, self._parse_bound(schema, low), self._parse_bound(schema, high), checksum
+                )
+                for day, n, low, high, checksum in rows.fetchall()
+            }
 
     def _cx_dsn(self) -> str:
         # connectorx wants the "postgresql" scheme; "postgres://" is an accepted alias elsewhere.

@@ -1,31 +1,104 @@
 """Publish targets: where the tree of files goes.
 
-A target stores bytes under '/'-separated keys. Every put is atomic: a reader sees the old
-object or the new one under a key, never a partial one (temp file + rename locally).
+A target stores bytes under '/'-separated keys:
+
+    LocalTarget   a directory (temp file + rename: a reader sees the old or the new file)
+    S3Target      s3://bucket/prefix through boto3 (one PUT is one object swap)
+    HttpTarget    http(s)://base/ of a published tree, read-only (for queries)
+
+Conditional writes (`put_if`) make shared documents safe under concurrent runs: a tag is
+the ETag on S3 and the sha256 locally; None means "only if the object does not exist".
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import fcntl
+import hashlib
 import os
 import tempfile
+import urllib.error
+import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError, PublishError
 
-__all__ = ["LocalTarget", "Target", "open_target"]
+__all__ = [
+    "HttpTarget",
+    "LocalTarget",
+    "ObjectInfo",
+    "S3Options",
+    "S3Target",
+    "Target",
+    "open_target",
+]
+
+# Above this size an upload goes in parts (S3's single PUT limit is 5 GB; parts retry alone).
+MULTIPART_THRESHOLD = 64 * 1024 * 1024
+MULTIPART_CHUNK = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    tag: str
+    """ETag on S3, sha256 locally: changes whenever the content does."""
+    sha256: str | None = None
+    """The content's sha256 when the target recorded it."""
+
+
+@dataclass(frozen=True)
+class S3Options:
+    endpoint_url: str | None = None
+    """None: boto3's own resolution, which honours AWS_ENDPOINT_URL."""
+    region: str | None = None
+    path_style: bool = False
+    """Address buckets as https://host/bucket (MinIO, Ceph and most S3-compatible stores)."""
+    checksum: str = "when_supported"
+    """boto3's request_checksum_calculation; 'when_required' for stores that reject CRCs."""
+    max_attempts: int = 5
+    """Attempts per request, retries in botocore's 'standard' mode (5xx, throttling)."""
 
 
 class Target(ABC):
     uri: str
+    requests: int = 0
+    """Requests sent so far (one per operation for local targets)."""
+    bytes_sent: int = 0
 
     @abstractmethod
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
         """Store `data` under `key`, replacing any previous object in one swap."""
 
     @abstractmethod
+    def put_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str,
+        *,
+        tag: str | None,
+        cache_control: str = "",
+    ) -> bool:
+        """Store only if the current object has `tag` (None: only if absent); False if not."""
+
+    @abstractmethod
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """The object's bytes and tag, or None if there is none."""
+
     def get(self, key: str) -> bytes | None:
-        """The object's bytes, or None if there is none."""
+        found = self.get_tagged(key)
+        return None if found is None else found[0]
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size and tag without the body, or None if there is no object."""
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[str]:
@@ -34,6 +107,9 @@ class Target(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; no error if it is already gone."""
+
+    def url(self, key: str) -> str:
+        return f"{self.uri.rstrip('/')}/{key}"
 
 
 class LocalTarget(Target):
@@ -49,7 +125,9 @@ class LocalTarget(Target):
             raise PublishError(f"refusing unsafe key {key!r}")
         return self.root.joinpath(*parts)
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
+        self.requests += 1
+        self.bytes_sent += len(data)
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,27 +145,282 @@ class LocalTarget(Target):
         except OSError as exc:
             raise PublishError(f"cannot write {path}: {exc.strerror}") from None
 
-    def get(self, key: str) -> bytes | None:
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise conditional writes between processes on this machine."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".ess-export.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def put_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str,
+        *,
+        tag: str | None,
+        cache_control: str = "",
+    ) -> bool:
+        with self._locked():
+            current = self.head(key)
+            if (current.tag if current else None) != tag:
+                return False
+            self.put(key, data, content_type)
+            return True
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        self.requests += 1
         try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
+            data = self._path(key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise PublishError(f"cannot read {self._path(key)}: {exc.strerror}") from None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def head(self, key: str) -> ObjectInfo | None:
+        found = self.get_tagged(key)
+        if found is None:
+            return None
+        data, tag = found
+        return ObjectInfo(len(data), tag, tag)
 
     def list(self, prefix: str = "") -> list[str]:
+        self.requests += 1
         base = self.root / prefix if prefix else self.root
         if not base.exists():
             return []
         keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
-        return sorted(k for k in keys if not Path(k).name.startswith("."))
+        return sorted(k for k in keys if not any(part.startswith(".") for part in k.split("/")))
 
     def delete(self, key: str) -> None:
+        self.requests += 1
         self._path(key).unlink(missing_ok=True)
 
 
-def open_target(uri: str) -> Target:
-    """The target for a directory path (``s3://`` arrives with the object-storage target)."""
-    if "://" in uri and not uri.startswith("file://"):
-        raise ConfigError(f"unsupported target {uri!r}; give a directory such as ./public")
-    return LocalTarget(uri.removeprefix("file://"))
+class S3Target(Target):
+    """``s3://bucket/prefix`` on AWS S3 or any S3-compatible store."""
+
+    def __init__(self, uri: str, client: Any = None, options: S3Options | None = None) -> None:
+        parts = urlsplit(uri)
+        if not parts.netloc:
+            raise ConfigError(f"target {uri!r} names no bucket; use s3://BUCKET/PREFIX")
+        self.uri = uri.rstrip("/")
+        self.bucket = parts.netloc
+        self.prefix = parts.path.strip("/")
+        self.options = options or S3Options()
+        self.client = client or make_s3_client(self.options)
+        self.client.meta.events.register("before-send.s3.*", self._count)
+
+    def _count(self, request: Any, **_: Any) -> None:
+        self.requests += 1
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _error(self, exc: Exception, key: str) -> PublishError:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        where = f"s3://{self.bucket}/{self._key(key)}"
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = error.get("Code", "")
+            hint = {
+                "NoSuchBucket": "create the bucket or fix the target URI",
+                "AccessDenied": "check the credentials and the bucket policy",
+                "InvalidAccessKeyId": "check AWS_ACCESS_KEY_ID",
+                "SignatureDoesNotMatch": "check AWS_SECRET_ACCESS_KEY",
+            }.get(code, f"gave up after {self.options.max_attempts} attempt(s)")
+            return PublishError(f"{where}: {code or status} ({status}); {hint}")
+        if isinstance(exc, BotoCoreError):
+            return PublishError(f"{where}: {exc}; check the endpoint (AWS_ENDPOINT_URL)")
+        return PublishError(f"{where}: {exc}")
+
+    def _call(self, key: str, operation: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key) from None
+
+    def _put_args(self, data: bytes, content_type: str, cache_control: str) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "ContentType": content_type,
+            "Metadata": {"sha256": hashlib.sha256(data).hexdigest()},
+            # The store rejects a body that was damaged on the way.
+            "ContentMD5": base64.b64encode(hashlib.md5(data).digest()).decode(),
+        }
+        if cache_control:
+            args["CacheControl"] = cache_control
+        return args
+
+    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
+        self.bytes_sent += len(data)
+        args = self._put_args(data, content_type, cache_control)
+        if len(data) <= MULTIPART_THRESHOLD:
+            self._call(key, "put_object", Key=self._key(key), Body=data, **args)
+            return
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        del args["ContentMD5"]  # per part, computed by the transfer manager
+        config = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK
+        )
+        try:
+            self.client.upload_fileobj(
+                _BytesReader(data), self.bucket, self._key(key), ExtraArgs=args, Config=config
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, key) from None
+
+    def put_if(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str,
+        *,
+        tag: str | None,
+        cache_control: str = "",
+    ) -> bool:
+        from botocore.exceptions import ClientError
+
+        self.bytes_sent += len(data)
+        condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
+        args = self._put_args(data, content_type, cache_control)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, **args, **condition
+            )
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status in (409, 412):  # someone else wrote first: the caller re-reads
+                return False
+            raise self._error(exc, key) from None
+        return True
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            return response["Body"].read(), response["ETag"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise self._error(exc, key) from None
+
+    def head(self, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return None
+            raise self._error(exc, key) from None
+        return ObjectInfo(
+            response["ContentLength"], response["ETag"], response["Metadata"].get("sha256")
+        )
+
+    def list(self, prefix: str = "") -> list[str]:
+        keys = []
+        start = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                keys += [item["Key"][start:] for item in page.get("Contents", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._error(exc, prefix) from None
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self._call(key, "delete_object", Key=self._key(key))
+
+
+class _BytesReader:
+    """A minimal file object over bytes, for boto3's transfer manager."""
+
+    def __init__(self, data: bytes) -> None:
+        self._view = memoryview(data)
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._view) if size < 0 else min(len(self._view), self._pos + size)
+        chunk = self._view[self._pos : end].tobytes()
+        self._pos = end
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = {0: offset, 1: self._pos + offset, 2: len(self._view) + offset}[whence]
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+
+class HttpTarget(Target):
+    """A published tree behind ``http(s)://``: read-only."""
+
+    def __init__(self, uri: str, timeout: float = 30.0) -> None:
+        self.uri = uri.rstrip("/")
+        self.timeout = timeout
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        self.requests += 1
+        try:
+            with urllib.request.urlopen(self.url(key), timeout=self.timeout) as response:
+                data = response.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code in (403, 404):  # static hosts answer 403 for a missing S3 key
+                return None
+            raise PublishError(f"{self.url(key)}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise PublishError(f"{self.url(key)}: cannot connect ({reason})") from None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def head(self, key: str) -> ObjectInfo | None:
+        found = self.get_tagged(key)
+        return None if found is None else ObjectInfo(len(found[0]), found[1], found[1])
+
+    def _read_only(self, *_: Any, **__: Any) -> Any:
+        raise PublishError(f"{self.uri} is read-only over HTTP; publish to a directory or s3://")
+
+    put = put_if = list = delete = _read_only  # type: ignore[assignment]
+
+
+def make_s3_client(options: S3Options) -> Any:
+    """The one place a boto3 S3 client is made: explicit retries, timeouts, addressing."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        region_name=options.region,
+        retries={"mode": "standard", "max_attempts": options.max_attempts},
+        connect_timeout=10,
+        read_timeout=60,
+        s3={"addressing_style": "path" if options.path_style else "auto"},
+        request_checksum_calculation=options.checksum,
+        response_checksum_validation="when_supported",
+    )
+    return boto3.client("s3", endpoint_url=options.endpoint_url, config=config)
+
+
+def open_target(uri: str, s3: S3Options | None = None, client: Any = None) -> Target:
+    """The target for a directory, ``s3://bucket/prefix`` or ``http(s)://base``."""
+    scheme = urlsplit(uri).scheme
+    if scheme == "s3":
+        return S3Target(uri, client, s3)
+    if scheme in ("http", "https"):
+        return HttpTarget(uri)
+    if scheme in ("", "file"):
+        return LocalTarget(uri.removeprefix("file://"))
+    raise ConfigError(
+        f"unsupported target {uri!r}; use a directory, s3://BUCKET/PREFIX or https://HOST/PATH"
+    )

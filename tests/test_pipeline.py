@@ -136,7 +136,7 @@ class FailingTarget(LocalTarget):
         super().__init__(root)
         self.puts, self.fail_at = 0, fail_at
 
-    def put(self, key: str, data: bytes, content_type: str) -> None:
+    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
         self.puts += 1
         if self.puts == self.fail_at:
             raise PublishError(f"cannot write {key}: No space left on device")
@@ -151,7 +151,7 @@ def test_an_interrupted_run_leaves_valid_manifests(
     run(config, target=str(tmp_path), sites=["1"])
     before = (tmp_path / "sites/1/manifest.json").read_bytes()
     failing = FailingTarget(tmp_path, fail_at)
-    monkeypatch.setattr("exporter.pipeline.open_target", lambda uri: failing)
+    monkeypatch.setattr("exporter.pipeline.open_target", lambda uri, s3: failing)
     with pytest.raises(PublishError, match="No space left"):
         run(config, target=str(tmp_path), sites=["1"], rebuild=True)
     after = manifest(tmp_path, "1")

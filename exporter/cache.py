@@ -1,0 +1,147 @@
+"""A verified local cache of a remote root's published files, for the query helper.
+
+DuckDB cannot read s3:// or https:// here (no httpfs download), so the query helper fetches
+the Parquet files a query needs through the root's `Target` into this cache and reads them
+locally. Layout::
+
+    <cache dir>/<root slug>-<hash of root URI>/<published path with the sha256 in the name>
+
+so a file republished with new content gets a new name (the old one is never read again),
+and two roots never share a file. A file is used only after its bytes hashed to the sha256
+the manifest gives, once per process; a corrupt cached copy is fetched again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from .errors import PublishError
+from .manifest import FileEntry
+from .storage import Target
+
+__all__ = ["CACHE_ENV", "ChecksumMismatch", "FileCache", "default_cache_dir"]
+
+CACHE_ENV = "ESS_EXPORT_CACHE"
+_HASH_CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    """``$ESS_EXPORT_CACHE``, else ``$XDG_CACHE_HOME/ess-export``, else ``~/.cache/ess-export``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ess-export"
+
+
+class ChecksumMismatch(Exception):
+    """A fetched file does not hash to its manifest entry (the caller re-reads the manifest)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _slug(uri: str) -> str:
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", uri).strip("_")[:60]
+    return f"{readable}-{hashlib.sha256(uri.encode()).hexdigest()[:12]}"
+
+
+def _safe_parts(key: str) -> list[str]:
+    """A manifest path as path parts; refuses anything that could leave the cache folder."""
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise PublishError(f"the manifest names an unsafe path {key!r}; run `ess-export verify`")
+    return parts
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FileCache:
+    """Published files of one remote root, fetched on demand and verified by sha256."""
+
+    def __init__(self, root_uri: str, directory: str | os.PathLike[str] | None = None) -> None:
+        base = Path(directory) if directory is not None else default_cache_dir()
+        self.directory = base / _slug(root_uri)
+        self.fetched: list[str] = []
+        """Keys fetched from the root by this cache object, in order (for tests and benches)."""
+        # path -> (size, mtime_ns) when this process last hashed it: hash each file once.
+        self._verified: dict[Path, tuple[int, int]] = {}
+
+    def path_for(self, entry: FileEntry) -> Path:
+        parts = _safe_parts(entry.path)
+        stem, dot, suffix = parts[-1].rpartition(".")
+        name = f"{stem}.{entry.sha256}.{suffix}" if dot else f"{suffix}.{entry.sha256}"
+        return self.directory.joinpath(*parts[:-1], name)
+
+    def local(self, target: Target, entry: FileEntry) -> Path:
+        """The verified local copy of `entry`, fetched from `target` if needed.
+
+        Raises ChecksumMismatch when the fetched bytes do not match the entry's sha256.
+        """
+        path = self.path_for(entry)
+        if self._known_good(path, entry):
+            return path
+        data = target.get(entry.path)
+        self.fetched.append(entry.path)
+        if data is None:
+            raise PublishError(
+                f"{target.url(entry.path)} is named by the manifest but missing; "
+                f"run `ess-export verify --target {target.uri}`"
+            )
+        if hashlib.sha256(data).hexdigest() != entry.sha256:
+            raise ChecksumMismatch(entry.path)
+        self._store(path, data)
+        return path
+
+    def _known_good(self, path: Path, entry: FileEntry) -> bool:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return False
+        state = (stat.st_size, stat.st_mtime_ns)
+        if self._verified.get(path) == state:
+            return True
+        if stat.st_size == entry.bytes and _file_sha256(path) == entry.sha256:
+            self._verified[path] = state
+            return True
+        return False  # damaged or truncated: fetch it again
+
+    def _store(self, path: Path, data: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                # A rename: a concurrent query sees no file or the whole file.
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise PublishError(
+                f"cannot write the query cache {path}: {exc.strerror}; "
+                f"set {CACHE_ENV} to a writable folder"
+            ) from None
+        stat = path.stat()
+        self._verified[path] = (stat.st_size, stat.st_mtime_ns)
+        self._drop_old_versions(path)
+
+    def _drop_old_versions(self, path: Path) -> None:
+        """Remove earlier versions of the same published file (other sha256 in the name)."""
+        stem = path.name.split(".", 1)[0]
+        for sibling in path.parent.glob(f"{stem}.*"):
+            if sibling != path and not sibling.name.startswith("."):
+                with contextlib.suppress(OSError):
+                    sibling.unlink()
