@@ -24,7 +24,7 @@ from .errors import PublishError
 from .manifest import FileEntry
 from .storage import Target
 
-__all__ = ["CACHE_ENV", "ChecksumMismatch", "FileCache", "default_cache_dir"]
+__all__ = ["CACHE_ENV", "ChecksumMismatch", "FileCache", "default_cache_dir", "safe_parts"]
 
 CACHE_ENV = "ESS_EXPORT_CACHE"
 _HASH_CHUNK = 1 << 20
@@ -51,8 +51,8 @@ def _slug(uri: str) -> str:
     return f"{readable}-{hashlib.sha256(uri.encode()).hexdigest()[:12]}"
 
 
-def _safe_parts(key: str) -> list[str]:
-    """A manifest path as path parts; refuses anything that could leave the cache folder."""
+def safe_parts(key: str) -> list[str]:
+    """A manifest path as path parts; refuses anything that could leave its root folder."""
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise PublishError(f"the manifest names an unsafe path {key!r}; run `ess-export verify`")
@@ -79,7 +79,7 @@ class FileCache:
         self._verified: dict[Path, tuple[int, int]] = {}
 
     def path_for(self, entry: FileEntry) -> Path:
-        parts = _safe_parts(entry.path)
+        parts = safe_parts(entry.path)
         stem, dot, suffix = parts[-1].rpartition(".")
         name = f"{stem}.{entry.sha256}.{suffix}" if dot else f"{suffix}.{entry.sha256}"
         return self.directory.joinpath(*parts[:-1], name)

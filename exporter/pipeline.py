@@ -25,6 +25,7 @@ from .publish import (
     site_lock,
     utc_now,
 )
+from .site import put_pages
 from .sources import Source, TableSchema, fingerprint, open_source
 from .storage import Target, open_target
 from .write import EncodedPartition, encode
@@ -211,6 +212,9 @@ def run(
     touched = []
     try:
         for site_id, table_plans in by_site.items():
+            if not prune_unnamed and not any(t.jobs for t in table_plans):
+                touched.append(site_id)  # still listed in the catalog, if a crash left it out
+                continue  # nothing to do: no lock, no listing, a no-op costs a few requests
             with site_lock(out, site_id, timedelta(minutes=config.lock_minutes)):
                 touched.append(site_id)
                 source = open_source(table_plans[0].site)
@@ -221,7 +225,8 @@ def run(
     finally:
         # Also after a failure: a partly re-exported site's manifest changed.
         if touched:
-            commit_catalog(out, config, touched)
+            # The pages change with the catalog only; unchanged pages are not rewritten.
+            commit_catalog(out, config, touched, before=lambda c, m: put_pages(out, c, m))
         report.requests = out.requests
         report.seconds = time.perf_counter() - started
     return report

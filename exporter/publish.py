@@ -14,9 +14,10 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from .config import Config
 from .errors import LockHeld, PublishError
@@ -114,11 +115,19 @@ def read_catalog_sites(raw: bytes | None) -> set[str]:
     return set()
 
 
-def commit_catalog(target: Target, config: Config, sites: list[str]) -> None:
+# Called with the new catalog and its manifests before the catalog is written (the pages).
+BeforeCatalog = Callable[[dict[str, Any], dict[str, SiteManifest]], object]
+
+
+def commit_catalog(
+    target: Target, config: Config, sites: list[str], before: BeforeCatalog | None = None
+) -> None:
     """Update catalog.json and datapackage.json for `sites`, keeping every other site.
 
     Runs for different sites publish concurrently, so the catalog is written only if it is
     unchanged since we read it (If-Match); on a conflict we re-read and merge again.
+    Derived documents (data package, `before`: the pages) are written first, so that a run
+    interrupted in between finds the catalog still out of date and writes them again.
     """
     for _ in range(CATALOG_ATTEMPTS):
         found = target.get_tagged(CATALOG_KEY)
@@ -135,9 +144,9 @@ def commit_catalog(target: Target, config: Config, sites: list[str]) -> None:
         if previous is not None and _same_catalog(previous, catalog):
             return  # already what we would write: a no-op run rewrites nothing
         datapackage = build_datapackage(config, [m for m, _ in manifests.values()])
-        # The data package is derived from the same manifests; written first so that the
-        # catalog, the root readers start from, is the last word.
         target.put(DATAPACKAGE_KEY, to_json(datapackage), JSON_TYPE, cache_control=DOCUMENT_CACHE)
+        if before is not None:
+            before(catalog, {site: manifest for site, (manifest, _) in manifests.items()})
         if target.put_if(
             CATALOG_KEY, to_json(catalog), JSON_TYPE, tag=tag, cache_control=DOCUMENT_CACHE
         ):
@@ -173,7 +182,11 @@ def site_lock(target: Target, site: str, ttl: timedelta) -> Iterator[None]:
     if not target.put_if(key, body, JSON_TYPE, tag=None):
         found = target.get_tagged(key)
         held = json.loads(found[0]) if found else {}
-        expires = datetime.fromisoformat(held.get("expires", now.isoformat()))
+        # Stale when past the holder's expiry or older than our own TTL, whichever is first.
+        expires = min(
+            datetime.fromisoformat(held.get("expires", now.isoformat())),
+            datetime.fromisoformat(held.get("started", now.isoformat())) + ttl,
+        )
         if found is None or expires > now or not target.put_if(key, body, JSON_TYPE, tag=found[1]):
             raise LockHeld(
                 f"site {site} is being published by another run ({held.get('owner', '?')}, "

@@ -14,15 +14,19 @@ script keeps anything that slipped through inert.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import math
 import re
+import sys
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from functools import cache
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +39,7 @@ from .errors import PublishError
 from .manifest import Partition, SiteManifest, TableManifest
 from .storage import Target
 
-__all__ = ["HTML_TYPE", "TEMPLATES", "build_site", "labels", "render_site"]
+__all__ = ["HTML_TYPE", "TEMPLATES", "build_site", "labels", "make_server", "render_site"]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "site_templates"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -45,7 +49,7 @@ _DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _NUMERIC = ("integer", "float")
 
 
-@cache
+@functools.cache
 def labels() -> dict[str, dict[str, Any]]:
     """The site's labels by language (``en``, ``ko``)."""
     return tomllib.loads((TEMPLATES / "labels.toml").read_text(encoding="utf-8"))
@@ -57,7 +61,7 @@ def href(value: str) -> str:
 
 
 def fmt_int(value: int) -> str:
-    return f"{value:,}"
+    return f"{value:,}"  # 1,234,567: the same grouping reads right in English and Korean
 
 
 def fmt_bytes(size: int) -> str:
@@ -75,16 +79,16 @@ def fmt_time(timestamp: str) -> str:
     """The local wall-clock time of an RFC 3339 timestamp: '23:59:59.5'."""
     try:
         clock = datetime.fromisoformat(timestamp).time()
-    except ValueError:
-        return timestamp
+    except (TypeError, ValueError):
+        return str(timestamp)
     return clock.isoformat().rstrip("0").rstrip(".") if clock.microsecond else f"{clock:%H:%M:%S}"
 
 
 def fmt_utc(timestamp: str) -> str:
     try:
         return f"{datetime.fromisoformat(timestamp):%Y-%m-%d %H:%M} UTC"
-    except ValueError:
-        return timestamp
+    except (TypeError, ValueError):
+        return str(timestamp)
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ class Coverage:
     duplicates: int
 
     @classmethod
-    def of(cls, partitions: list[Partition]) -> Coverage:
+    def of(cls, partitions: Iterable[Partition]) -> Coverage:
+        partitions = list(partitions)
         dates = sorted({p.date for p in partitions})
         return cls(
             days=len(dates),
@@ -113,24 +118,43 @@ class Coverage:
         )
 
 
+def _check_name(kind: str, name: object, where: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise PublishError(
+            f"{where}: invalid {kind} name {name!r} (must match {NAME_PATTERN.pattern}); "
+            "re-export the site with --rebuild"
+        )
+    return name
+
+
 def _checked(manifest: SiteManifest, site: str) -> SiteManifest:
-    """Re-check what a manifest on a target says before it reaches a path or a link."""
+    """Re-check what a manifest on a target says before it reaches a path or a link.
+
+    Returns it with each table's partitions in date order.
+    """
     where = f"sites/{site}/manifest.json"
-    names = [("site", manifest.site)] + [("table", name) for name in manifest.tables]
-    for kind, name in [("site", site), *names]:
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise PublishError(
-                f"{where}: invalid {kind} name {name!r} (must match {NAME_PATTERN.pattern}); "
-                "re-export the site with --rebuild"
-            )
+    if _check_name("site", manifest.site, where) != _check_name("site", site, "catalog.json"):
+        raise PublishError(f"{where} describes site {manifest.site!r}; re-export with --rebuild")
+    tables = {}
     for name, table in manifest.tables.items():
+        _check_name("table", name, where)
         for p in table.partitions:
-            if not _DAY.match(p.date):
+            if not _is_day(p.date):
                 raise PublishError(f"{where}: table {name} has a partition dated {p.date!r}")
-    return manifest
+        tables[name] = replace(
+            table, partitions=tuple(sorted(table.partitions, key=attrgetter("date")))
+        )
+    return replace(manifest, tables=tables)
 
 
-@cache
+def _is_day(value: object) -> bool:
+    try:
+        return bool(_DAY.match(str(value))) and bool(date.fromisoformat(str(value)))
+    except ValueError:
+        return False
+
+
+@functools.cache
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -154,52 +178,44 @@ def _inline(name: str) -> tuple[Markup, str]:
 
 def render_site(catalog: dict[str, Any], manifests: dict[str, SiteManifest]) -> dict[str, bytes]:
     """Every page of the index: key (``sites/1/rack/index.html``) -> HTML bytes."""
-    language = catalog.get("language") if catalog.get("language") in labels() else "en"
+    language = str(catalog.get("language"))
+    language = language if language in labels() else "en"
     t = labels()[language]
-    base = str(catalog.get("public_base_url") or "").rstrip("/")
-    css, css_hash = _inline("site.css")
-    js, js_hash = _inline("site.js")
-    dataset = {
-        "title": str(catalog.get("title") or "ESS operating data"),
-        "description": str(catalog.get("description") or ""),
-        "license": str(catalog.get("license") or ""),
-        "citation": str(catalog.get("citation") or ""),
-        "generated_at": str(catalog.get("generated_at") or ""),
-        "base": base if _WEB.match(base) else "",
-    }
+    fields = ("title", "description", "license", "citation", "generated_at", "public_base_url")
+    dataset = {k: str(catalog.get(k) or "") for k in fields}
+    dataset["title"] = dataset["title"] or "ESS operating data"
+    dataset["base"] = dataset["public_base_url"].rstrip("/")
+    if not _WEB.match(dataset["base"]):
+        dataset["base"] = ""  # the snippets then use the page's own location
+    (css, css_hash), (js, js_hash) = _inline("site.css"), _inline("site.js")
+    csp = (
+        f"default-src 'none'; style-src {css_hash}; script-src {js_hash}; img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+    common = {"t": t, "lang": language, "dataset": dataset, "css": css, "js": js, "csp": csp}
     sites = [
         _checked(manifests[entry["site"]], entry["site"])
         for entry in catalog.get("sites", [])
         if entry.get("site") in manifests
     ]
     env = _environment()
-    common = {
-        "t": t,
-        "lang": language,
-        "dataset": dataset,
-        "css": css,
-        "js": js,
-        "csp": f"default-src 'none'; style-src {css_hash}; script-src {js_hash}; "
-        "img-src data:; base-uri 'none'; form-action 'none'",
-    }
 
     def page(template: str, root: str, **context: Any) -> bytes:
         html = env.get_template(template).render(common, root=root, **context)
         return html.encode("utf-8")
 
-    every = [p for m in sites for table in m.tables.values() for p in table.partitions]
     pages = {
         "index.html": page(
             "index.html",
             "",
             sites=[(m, Coverage.of(_partitions(m))) for m in sites],
             tables=sum(len(m.tables) for m in sites),
-            total=Coverage.of(every),
+            total=Coverage.of(p for m in sites for p in _partitions(m)),
         )
     }
     for m in sites:
         tables = [
-            (name, m.tables[name], Coverage.of(list(m.tables[name].partitions)))
+            (name, m.tables[name], Coverage.of(m.tables[name].partitions))
             for name in sorted(m.tables)
         ]
         pages[f"sites/{m.site}/index.html"] = page(
@@ -238,18 +254,27 @@ def build_site(target: Target) -> int:
         ) from None
     manifests = {}
     for site in entries:
-        if isinstance(site, str) and NAME_PATTERN.match(site):
-            manifest = publish.read_manifest(target, site)
-            if manifest is not None:
-                manifests[site] = manifest
-        else:
-            raise PublishError(f"{publish.CATALOG_KEY}: invalid site name {site!r}")
+        manifest = publish.read_manifest(target, _check_name("site", site, publish.CATALOG_KEY))
+        if manifest is not None:
+            manifests[site] = manifest
+    return put_pages(target, catalog, manifests)
+
+
+def put_pages(target: Target, catalog: dict[str, Any], manifests: dict[str, SiteManifest]) -> int:
+    """Render and put the pages whose bytes differ from the target's; returns how many."""
     written = 0
     for key, html in render_site(catalog, manifests).items():
-        if target.get(key) != html:
-            target.put(key, html, HTML_TYPE)
+        info = target.head(key)
+        if info is None or info.sha256 != hashlib.sha256(html).hexdigest():
+            target.put(key, html, HTML_TYPE, cache_control=publish.DOCUMENT_CACHE)
             written += 1
     return written
+
+
+def make_server(directory: str | Path, host: str, port: int) -> ThreadingHTTPServer:
+    """An HTTP server over a local publish (``ess-export serve``); port 0 picks a free one."""
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory))
+    return ThreadingHTTPServer((host, port), handler)
 
 
 def _partitions(manifest: SiteManifest) -> list[Partition]:
@@ -267,57 +292,52 @@ def _months(table: TableManifest, t: dict[str, Any]) -> list[tuple[str, str, lis
 
 # --- SVG charts, built from numbers -------------------------------------------------------
 
-CELL, STEP, LEFT, TOP = 11, 14, 30, 18
+CELL, STEP, LEFT, TOP = 13, 16, 34, 20
 
 
 def _calendars(table: TableManifest, t: dict[str, Any]) -> list[Markup]:
-    """One calendar heatmap (weeks x weekdays) per year of the table's coverage."""
+    """A calendar heatmap (weeks x weekdays) per year, of whole months around the coverage."""
     if not table.partitions:
         return []
-    by_day = {p.date: p for p in table.partitions}
-    peak = max(p.rows for p in table.partitions) or 1
-    first = date.fromisoformat(table.partitions[0].date)
-    last = date.fromisoformat(table.partitions[-1].date)
-    return [
-        _calendar(max(first, date(year, 1, 1)), min(last, date(year, 12, 31)), by_day, peak, t)
-        for year in range(first.year, last.year + 1)
-    ]
+    first, last = (date.fromisoformat(table.partitions[i].date) for i in (0, -1))
+    return [_calendar(year, first, last, table, t) for year in range(first.year, last.year + 1)]
 
 
 def _calendar(
-    start: date, end: date, by_day: dict[str, Partition], peak: int, t: dict[str, Any]
+    year: int, first: date, last: date, table: TableManifest, t: dict[str, Any]
 ) -> Markup:
+    by_day = {p.date: p for p in table.partitions}
+    peak = max(p.rows for p in table.partitions) or 1
+    start = max(first, date(year, 1, 1)).replace(day=1)
+    end = min(last, date(year, 12, 31)).replace(day=28) + timedelta(days=4)
+    end -= timedelta(days=end.day)  # the last day of that month
     origin = start - timedelta(days=start.weekday())
-    width = LEFT + ((end - origin).days // 7 + 1) * STEP
-    parts = []
-    for row in (0, 2, 4):
-        y = TOP + row * STEP + CELL - 2
-        parts.append(
-            f'<text x="{LEFT - 5}" y="{y}" class="dow">{escape(t["weekdays"][row])}</text>'
-        )
-    day = start
-    while day <= end:
+    parts = [
+        f'<text x="{LEFT - 6}" y="{TOP + row * STEP + CELL - 2}" class="dow">'
+        f"{escape(t['weekdays'][row])}</text>"
+        for row in (0, 2, 4)
+    ]
+    for offset in range((end - start).days + 1):
+        day = start + timedelta(days=offset)
+        iso, p = day.isoformat(), by_day.get(day.isoformat())
         x, y = LEFT + (day - origin).days // 7 * STEP, TOP + day.weekday() * STEP
-        if day == start or day.day == 1:
+        if day.day == 1:
             month = escape(t["months"][day.month - 1])
-            parts.append(f'<text x="{x}" y="{TOP - 6}" class="month">{month}</text>')
-        p, iso = by_day.get(day.isoformat()), day.isoformat()
+            parts.append(f'<text x="{x}" y="{TOP - 7}" class="month">{month}</text>')
         box = f'x="{x}" y="{y}" width="{CELL}" height="{CELL}" rx="2" data-date="{iso}"'
         if p is None:
-            parts.append(
-                f'<rect class="gap" {box}><title>{iso}: {escape(t["no_data"])}</title></rect>'
-            )
-        else:
-            level = max(1, math.ceil(4 * p.rows / peak))
-            state = "" if p.complete else f" partial"
-            note = "" if p.complete else f" ({escape(t['partial_short'])})"
-            tip = f"{iso}: {p.rows:,} {escape(t['rows_in_day'])}{note}"
-            parts.append(
-                f'<a href="#d-{iso}"><rect class="l{level}{state}" {box}><title>{tip}</title></rect></a>'
-            )
-        day += timedelta(days=1)
-    label = escape(f"{t['calendar_label']} {t['year_title'].format(year=start.year)}")
-    height = TOP + 7 * STEP
+            kind = "gap" if first <= day <= last else "out"
+            tip = f"{iso}: {escape(t['no_data'])}"
+            parts.append(f'<rect class="{kind}" {box}><title>{tip}</title></rect>')
+            continue
+        level = f"l{max(1, math.ceil(4 * p.rows / peak))}" + ("" if p.complete else " partial")
+        note = "" if p.complete else f" ({escape(t['partial_short'])})"
+        tip = f"{iso}: {p.rows:,} {escape(t['rows_in_day'])}{note}"
+        parts.append(
+            f'<a href="#d-{iso}"><rect class="{level}" {box}><title>{tip}</title></rect></a>'
+        )
+    label = escape(f"{t['calendar_label']} {t['year_title'].format(year=year)}")
+    width, height = LEFT + ((end - origin).days // 7 + 1) * STEP, TOP + 7 * STEP
     return Markup(
         f'<svg class="calendar" role="img" aria-label="{label}" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}"><title>{label}</title>{"".join(parts)}</svg>'
@@ -331,7 +351,10 @@ def _charts(table: TableManifest, t: dict[str, Any]) -> list[dict[str, Any]]:
         if column.type not in _NUMERIC or column.name in table.keys:
             continue
         series = [
-            (p.date, *(p.stats.get(column.name, {}).get(k) for k in ("min", "mean", "max")))
+            (
+                p.date,
+                *(_finite(p.stats.get(column.name, {}).get(k)) for k in ("min", "mean", "max")),
+            )
             for p in table.partitions
         ]
         if any(v is not None for row in series for v in row[1:]):
@@ -342,56 +365,69 @@ def _charts(table: TableManifest, t: dict[str, Any]) -> list[dict[str, Any]]:
     return charts
 
 
+def _finite(value: object) -> float | None:
+    """A statistic fit to plot: a finite number (a hand-edited manifest may hold anything)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def _chart(series: list[tuple[str, Any, Any, Any]], label: str) -> Markup:
-    width, height, left, right, top, bottom = 320, 120, 52, 10, 10, 24
+    """Daily min-max band and mean line; breaks where a day or a value is missing."""
+    width, height, left, right, top, bottom = 320, 120, 56, 10, 10, 24
     values = [v for row in series for v in row[1:] if v is not None]
     lo, hi = min(values), max(values)
     if lo == hi:
-        lo, hi = lo - (abs(lo) * 0.05 or 1), hi + (abs(hi) * 0.05 or 1)
+        pad = abs(lo) * 0.05 or 1.0
+        lo, hi = max(lo - pad, -sys.float_info.max), min(hi + pad, sys.float_info.max)
+    half_span = hi / 2 - lo / 2  # halves: finite even from -1.8e308 to 1.8e308
     days = [date.fromisoformat(row[0]) for row in series]
-    span = max(1, (days[-1] - days[0]).days)
+    span = (days[-1] - days[0]).days
 
-    def xy(day: date, v: float) -> str:
-        x = left + (width - left - right) * ((day - days[0]).days / span if len(days) > 1 else 0.5)
-        return f"{x:.1f},{top + (height - top - bottom) * (hi - v) / (hi - lo):.1f}"
+    def x(day: date) -> str:
+        share = (day - days[0]).days / span if span else 0.5
+        return f"{left + (width - left - right) * share:.1f}"
+
+    def y(v: float) -> str:
+        return f"{top + (height - top - bottom) * ((hi / 2 - v / 2) / half_span):.1f}"
 
     bands = _runs([(d, row[1], row[3]) for d, row in zip(days, series, strict=True)])
     means = _runs([(d, row[2]) for d, row in zip(days, series, strict=True)])
-    areas = "".join(
-        f'<polygon class="band" points="{" ".join(xy(d, vmax) for d, _, vmax in run)} '
-        f'{" ".join(xy(d, vmin) for d, vmin, _ in run[::-1])}"/>'
-        for run in bands
-    )
-    path = " ".join("M" + " L".join(xy(d, v) for d, v in run) for run in means)
-    points = [xy(d, v) for run in means for d, v in run]
-    dots = "".join(f'<circle cx="{p.split(",")[0]}" cy="{p.split(",")[1]}" r="2"/>' for p in points)
-    grid = "".join(
-        f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y}" y2="{y}"/>'
-        f'<text class="tick" x="{left - 4}" y="{float(y) + 4:.1f}">{escape(fmt_num(v))}</text>'
+    parts = [
+        f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(v)}" y2="{y(v)}"/>'
+        f'<text class="tick" x="{left - 4}" y="{float(y(v)) + 4:.1f}">{format(v, ".3g")}</text>'
         for v in (hi, lo)
-        for y in [xy(days[0], v).split(",")[1]]
-    )
-    dates = (
-        f'<text class="date" x="{left}" y="{height - 6}">{escape(series[0][0])}</text>'
-        f'<text class="date end" x="{width - right}" y="{height - 6}">{escape(series[-1][0])}</text>'
+    ]
+    for run in bands:
+        edge = [f"{x(d)},{y(vmax)}" for d, _, vmax in run]
+        edge += [f"{x(d)},{y(vmin)}" for d, vmin, _ in reversed(run)]
+        parts.append(f'<polygon class="band" points="{" ".join(edge)}"/>')
+    path = " ".join("M" + " L".join(f"{x(d)},{y(v)}" for d, v in run) for run in means)
+    parts.append(f'<path class="mean" d="{path}"/>')
+    if len(days) <= 62:
+        dots = (f'<circle cx="{x(d)}" cy="{y(v)}" r="2"/>' for run in means for d, v in run)
+        parts.append(f'<g class="dots">{"".join(dots)}</g>')
+    parts.append(f'<text class="date" x="{left}" y="{height - 6}">{escape(series[0][0])}</text>')
+    parts.append(
+        f'<text class="date end" x="{width - right}" y="{height - 6}">'
+        f"{escape(series[-1][0])}</text>"
     )
     return Markup(
         f'<svg class="chart" role="img" aria-label="{escape(label)}" '
-        f'viewBox="0 0 {width} {height}"><title>{escape(label)}</title>{grid}{areas}'
-        f'<path class="mean" d="{path}"/><g class="dots">{dots if len(points) <= 62 else ""}</g>'
-        f"{dates}</svg>"
+        f'viewBox="0 0 {width} {height}"><title>{escape(label)}</title>{"".join(parts)}</svg>'
     )
 
 
 def _runs(points: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-    """Split (day, value, ...) points where a value is missing or a day is skipped."""
-    runs: list[list[tuple[Any, ...]]] = [[]]
+    """Split (day, value, ...) points into runs of consecutive days with every value set."""
+    runs: list[list[tuple[Any, ...]]] = []
     previous: date | None = None
     for point in points:
-        day, missing = point[0], None in point[1:]
-        if runs[-1] and (missing or previous is None or (day - previous).days > 1):
-            runs.append([])
-        if not missing:
+        if None not in point[1:]:
+            if not runs or previous is None or (point[0] - previous).days > 1:
+                runs.append([])
             runs[-1].append(point)
-        previous = day
-    return [run for run in runs if run]
+            previous = point[0]
+        else:
+            previous = None
+    return runs

@@ -402,7 +402,7 @@ def make_s3_client(options: S3Options) -> Any:
 
     config = Config(
         region_name=options.region,
-        retries={"mode": "standard", "max_attempts": options.max_attempts},
+        retries={"mode": "standard", "total_max_attempts": options.max_attempts},
         connect_timeout=10,
         read_timeout=60,
         s3={"addressing_style": "path" if options.path_style else "auto"},

@@ -126,3 +126,53 @@ def published(seed_sites: SeedSites, tmp_path_factory: pytest.TempPathFactory) -
     out = tmp_path_factory.mktemp("public")
     run(seed_sites.config(), target=str(out))
     return out
+
+
+# --- S3: moto's server on a loopback port ------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3 API endpoint (moto's server) for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point boto3 at the endpoint through the standard environment variables."""
+    env = {
+        "AWS_ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def bucket(s3_env: dict[str, str], request: pytest.FixtureRequest) -> str:
+    """A fresh, empty bucket per test."""
+    import re
+
+    import boto3
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") + "-b"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_moto_access_log() -> None:
+    """moto's server logs every request through werkzeug; keep failures readable."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
