@@ -9,6 +9,9 @@ throwaway PostgreSQL cluster (indexed on "TIMESTAMP"), publishes it with
     day      one day of one rack, all 12 fields (86,400 rows)
     week     a one-week aggregate: daily mean SOC per rack (56 rows from 4.8M)
 
+and times the CSV download (`ess-export query --format csv`, no --page) of a day and of
+the week with its peak memory, which streaming keeps near one day's.
+
 Ours goes through the Python API (`Dataset.rows` / `query` / `sql`, Arrow or polars out),
 PostgreSQL through psycopg (`fetchall`, Python tuples: what a client of the old service
 got). ``cold`` is the first call on a new Dataset / new connection (the OS file cache is
@@ -28,6 +31,7 @@ import logging
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -78,7 +82,14 @@ PG_WEEK = (
     'SELECT ("TIMESTAMP" AT TIME ZONE \'Asia/Seoul\')::date AS day, "BANK_ID", "RACK_ID", '
     'avg("RACK_SOC") FROM rack GROUP BY 1, 2, 3 ORDER BY 1, 2, 3'
 )
-TARGETS = {"window": 1.0, "week": 5.0}  # PostgreSQL median / ours median, at least
+TARGETS = {"window": 1.0, "week": 5.0}
+LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(child.pid, 0)
+print(usage.ru_maxrss)
+sys.exit(1 if status else 0)
+"""  # PostgreSQL median / ours median, at least
 
 
 def timed(call: Callable[[], Any], repeats: int) -> dict[str, float]:
@@ -197,6 +208,30 @@ def s3_results(public: Path, repeats: int) -> dict[str, Any] | None:
         server.stop()
 
 
+def download(public: Path) -> dict[str, dict[str, float]]:
+    """`ess-export query --format csv` of a day and of the week: time and peak memory.
+
+    Streamed a day at a time, the week should need about the memory of one day.
+    """
+    results = {}
+    for name, extra in (("day", ["--start", "2022-09-04", "--end", "2022-09-04T23:59:59"]),
+                        ("week", [])):  # fmt: skip
+        command = [sys.executable, "-m", "exporter", "query", str(public), "--site", "1",
+                   "--table", "rack", "--format", "csv", "-o", os.devnull, *extra]  # fmt: skip
+        started = time.perf_counter()
+        # A child's ru_maxrss starts at its parent's size at fork: start it from a small
+        # launcher, not from this (large) process.
+        launched = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, *command], cwd=ROOT, check=True,
+            capture_output=True, text=True,
+        )  # fmt: skip
+        results[name] = {
+            "seconds": round(time.perf_counter() - started, 2),
+            "peak_mb": round(int(launched.stdout) / 1024, 1),
+        }
+    return results
+
+
 def report(results: dict[str, Any]) -> None:
     pg = results["postgres"]
     print(f"\n{'question':<8} {'side':<10} {'cold ms':>9} {'warm ms':>9}  vs PostgreSQL")
@@ -210,6 +245,8 @@ def report(results: dict[str, Any]) -> None:
             if side == "local" and name in TARGETS:
                 note += "  PASS" if ratio >= TARGETS[name] else "  MISS"
             print(f"{name:<8} {side:<10} {figures['cold_ms']:>9} {figures['warm_ms']:>9}  {note}")
+    for name, figures in results["download"].items():
+        print(f"csv download, {name}: {figures['seconds']} s, peak RSS {figures['peak_mb']} MB")
     print(f"\npublish of the week: {results['publish_s']:.1f} s; machine: {results['machine']}")
 
 
@@ -230,6 +267,7 @@ def main() -> None:
         results["postgres"] = postgres(dsn, args.repeats)
         results["local"] = ours(lambda: Dataset.open(str(public)), args.repeats)
         results["s3"] = s3_results(public, args.repeats)
+        results["download"] = download(public)
         results["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
     report(results)
     if args.out:

@@ -376,21 +376,17 @@ _CACHE_HELP = (
 
 
 def _emit(output: str | None, write: Callable[[Any], object], binary: bool = False) -> None:
-    """Hand `write` stdout, or a file that appears only once complete."""
+    """Hand `write` stdout (no -o, or -o -), or a file that appears only once complete."""
     import os
 
-    if output is None:
-        if binary and sys.stdout.isatty():
-            raise click.UsageError("Parquet is binary: give -o FILE or redirect stdout")
-        try:
-            write(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        except BrokenPipeError:
-            # The reader left early (`| head`): stop quietly, as Python's docs advise.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
+    if output is None or output == "-":
+        _to_stdout(write, binary)
         return
     path = Path(output)
+    if path.exists() and not path.is_file():  # /dev/null, a FIFO: never rename over it
+        with open(path, "wb") as handle:
+            write(handle)
+        return
     partial = path.with_name(f".{path.name}.part")
     try:
         with open(partial, "wb") as handle:
@@ -400,6 +396,23 @@ def _emit(output: str | None, write: Callable[[Any], object], binary: bool = Fal
         raise click.ClickException(f"cannot write {output}: {exc.strerror}") from None
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _to_stdout(write: Callable[[Any], object], binary: bool) -> None:
+    import os
+
+    if binary and sys.stdout.isatty():
+        raise click.UsageError("Parquet is binary: give -o FILE or redirect stdout")
+    try:
+        write(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    except OSError as exc:
+        # polars reports EPIPE as a plain OSError("Broken pipe (os error 32)").
+        if not isinstance(exc, BrokenPipeError) and "os error 32" not in str(exc):
+            raise
+        # The reader left early (`| head`): stop quietly, as Python's docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _page_writer(fmt: str, page: Any) -> Callable[[Any], object]:

@@ -28,7 +28,7 @@ from .publish import (
 from .site import put_pages
 from .sources import Source, TableSchema, fingerprint, open_source
 from .storage import Target, open_target
-from .write import EncodedPartition, encode
+from .write import EncodedPartition, PartitionWriter
 
 __all__ = ["Plan", "RunReport", "TablePlan", "make_plan", "run", "select_sites"]
 
@@ -296,19 +296,25 @@ def _export_partition(
     report: RunReport,
 ) -> EncodedPartition | None:
     """Extract, encode and upload one day; None when the day has no rows."""
-    data = source.read(table_plan.schema, job.start, job.end, job.day)
-    if data.num_rows == 0:
-        return None
-    encoded = encode(
-        data,
+    writer = PartitionWriter(
         table_plan.schema,
         site=job.site,
         date=job.day,
         timezone=table_plan.site.timezone,
         formats=config.formats,
+        staging=out.staging(),
     )
-    # A rebuild re-sends every file: it is also how a damaged or deleted object is repaired.
-    sent = put_partition(out, encoded, None if job.reason == "rebuild" else previous, job.complete)
+    try:
+        for batch in source.stream(table_plan.schema, job.start, job.end, job.day):
+            writer.write(batch)
+        encoded = writer.close()
+        if encoded is None:
+            return None
+        # A rebuild re-sends every file: it is also how a damaged or deleted object is repaired.
+        unless_same = None if job.reason == "rebuild" else previous
+        sent = put_partition(out, encoded, unless_same, job.complete)
+    finally:
+        writer.discard()
     report.bytes += sent
     report.unchanged += sent == 0
     report.partitions += 1

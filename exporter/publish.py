@@ -71,9 +71,9 @@ def put_partition(
     for fmt, file in partition.files.items():
         published = previous.files.get(fmt) if previous else None
         if published is not None and published.sha256 == file.sha256:
-            continue  # the hash decides: same bytes, nothing to send
+            continue  # the hash decides: same bytes, nothing to send (the caller discards)
         cache = COMPLETE_CACHE if complete else INCOMPLETE_CACHE
-        target.put(file.key, file.data, file.content_type, cache_control=cache)
+        target.put_file(file.key, file.path, file.content_type, cache_control=cache)
         info = target.head(file.key)
         if info is None or info.size != file.size or info.sha256 not in (None, file.sha256):
             raise PublishError(

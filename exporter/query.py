@@ -269,12 +269,18 @@ class _Selection:
     """Per partition: its row count when the manifest tells it (day inside the range)."""
     disjoint: bool
     """Partitions do not overlap in time, so a page can be read from the days it falls in."""
+    file_order: bool = False
+    """Every column, in the manifest's order: the order each file is written in."""
 
-    def select_sql(self, page: bool, total: bool = False) -> str:
+    def select_sql(self, page: bool, total: bool = False, one_file: bool = False) -> str:
         columns = ", ".join(_q(name) for name in self.schema.names)
         if total:  # published names never start with "_" (see sources.normalise)
             columns += f", count(*) OVER () AS {_TOTAL}"
         order = ", ".join(f"{_q(name)} ASC NULLS LAST" for name in self.order)
+        if not page and one_file and self.file_order:
+            # A day's file is written in this order (the layout contract): no sort, so a
+            # download holds a batch in memory, not the day.
+            return f"SELECT {columns} FROM {_FILES} {self.where}"
         tail = " LIMIT $limit OFFSET $offset" if page else ""
         return f"SELECT {columns} FROM {_FILES} {self.where} ORDER BY {order}{tail}"
 
@@ -485,6 +491,7 @@ class Dataset:
             partitions=partitions,
             known_rows=known,
             disjoint=disjoint,
+            file_order=chosen == names,
         )
 
     def _page(self, selection: _Selection, page: int | str, size: int, reread: bool) -> Page:
@@ -576,7 +583,8 @@ class Dataset:
             files = self._fresh_paths(selection.site, selection.table, group)
             params = {**selection.params, "files": files}
             with self._reading(selection):
-                relation = self.connection.sql(selection.select_sql(page=False), params=params)
+                sql = selection.select_sql(page=False, one_file=len(files) == 1)
+                relation = self.connection.sql(sql, params=params)
                 assert relation is not None
                 for batch in relation.to_arrow_reader(BATCH_ROWS):
                     yield from selection.conform(pa.Table.from_batches([batch])).to_batches()

@@ -96,6 +96,17 @@ class Target(ABC):
         found = self.get_tagged(key)
         return None if found is None else found[0]
 
+    def staging(self) -> Path:
+        """A folder for files being written before they are published."""
+        if not hasattr(self, "_staging"):
+            self._staging = Path(tempfile.mkdtemp(prefix="ess-export-"))
+        return self._staging
+
+    def put_file(self, key: str, path: Path, content_type: str, *, cache_control: str = "") -> None:
+        """Publish a finished local file under `key` (the file is consumed)."""
+        self.put(key, path.read_bytes(), content_type, cache_control=cache_control)
+        path.unlink()
+
     @abstractmethod
     def head(self, key: str) -> ObjectInfo | None:
         """Size and tag without the body, or None if there is no object."""
@@ -124,6 +135,23 @@ class LocalTarget(Target):
         if not key or any(p in ("", ".", "..") for p in parts):
             raise PublishError(f"refusing unsafe key {key!r}")
         return self.root.joinpath(*parts)
+
+    def staging(self) -> Path:
+        # On the target's own file system, so that publishing a file is one rename.
+        return self.root / ".staging"
+
+    def put_file(self, key: str, path: Path, content_type: str, *, cache_control: str = "") -> None:
+        self.requests += 1
+        final = self._path(key)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "rb+") as f:
+                os.fsync(f.fileno())  # the rename must not outlive the data on a crash
+            os.chmod(path, 0o644)
+            os.replace(path, final)
+        except OSError as exc:
+            raise PublishError(f"cannot write {final}: {exc.strerror}") from None
+        self.bytes_sent += final.stat().st_size
 
     def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
         self.requests += 1
@@ -260,22 +288,30 @@ class S3Target(Target):
     def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
         self.bytes_sent += len(data)
         args = self._put_args(data, content_type, cache_control)
-        if len(data) <= MULTIPART_THRESHOLD:
-            self._call(key, "put_object", Key=self._key(key), Body=data, **args)
+        self._call(key, "put_object", Key=self._key(key), Body=data, **args)
+
+    def put_file(self, key: str, path: Path, content_type: str, *, cache_control: str = "") -> None:
+        size = path.stat().st_size
+        if size <= MULTIPART_THRESHOLD:
+            super().put_file(key, path, content_type, cache_control=cache_control)
             return
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
-        del args["ContentMD5"]  # per part, computed by the transfer manager
+        self.bytes_sent += size
+        args = {"ContentType": content_type, "Metadata": {"sha256": _file_sha256(path)}}
+        if cache_control:
+            args["CacheControl"] = cache_control
         config = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_CHUNK
         )
         try:
-            self.client.upload_fileobj(
-                _BytesReader(data), self.bucket, self._key(key), ExtraArgs=args, Config=config
+            self.client.upload_file(
+                str(path), self.bucket, self._key(key), ExtraArgs=args, Config=config
             )
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, key) from None
+        path.unlink()
 
     def put_if(
         self,
@@ -343,27 +379,6 @@ class S3Target(Target):
         self._call(key, "delete_object", Key=self._key(key))
 
 
-class _BytesReader:
-    """A minimal file object over bytes, for boto3's transfer manager."""
-
-    def __init__(self, data: bytes) -> None:
-        self._view = memoryview(data)
-        self._pos = 0
-
-    def read(self, size: int = -1) -> bytes:
-        end = len(self._view) if size < 0 else min(len(self._view), self._pos + size)
-        chunk = self._view[self._pos : end].tobytes()
-        self._pos = end
-        return chunk
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos = {0: offset, 1: self._pos + offset, 2: len(self._view) + offset}[whence]
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-
 class HttpTarget(Target):
     """A published tree behind ``http(s)://``: read-only."""
 
@@ -393,6 +408,14 @@ class HttpTarget(Target):
         raise PublishError(f"{self.uri} is read-only over HTTP; publish to a directory or s3://")
 
     put = put_if = list = delete = _read_only  # type: ignore[assignment]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def make_s3_client(options: S3Options) -> Any:

@@ -1,8 +1,13 @@
-"""One partition's Arrow table -> deterministic Parquet and CSV bytes, with their facts.
+"""One partition's sorted record batches -> deterministic Parquet and CSV files, with facts.
 
-Rows are sorted by timestamp, keys, then every other column, so the same rows always give
-the same bytes whatever order the database returned them in. Parquet stores UTC-adjusted
-instants with the site's zone recorded; CSV writes RFC 3339 local times with a colon offset.
+The source returns rows sorted by timestamp, keys, then every other column, so the same rows
+always give the same bytes. Batches are re-cut into row groups of a fixed size, so the
+output does not depend on how the driver chunked its stream either. Each format is encoded
+on its own thread while the main thread keeps reading: memory is bounded by a few row
+groups, not by the partition.
+
+Parquet stores UTC-adjusted instants with the site's zone recorded; CSV writes RFC 3339
+local times with a colon offset.
 """
 
 from __future__ import annotations
@@ -10,7 +15,11 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -19,7 +28,14 @@ import pyarrow.parquet as pq
 
 from .sources import TableSchema
 
-__all__ = ["CSV_DIALECT", "EncodedFile", "EncodedPartition", "encode", "file_key"]
+__all__ = [
+    "CONTENT_TYPES",
+    "CSV_DIALECT",
+    "EncodedFile",
+    "EncodedPartition",
+    "PartitionWriter",
+    "file_key",
+]
 
 # Readers expect the zone's offset with a colon and no padded fraction (RFC 3339).
 CSV_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
@@ -33,18 +49,17 @@ CSV_DIALECT = {
 # About one day of one device at 1 Hz: a narrow time window reads one row group.
 ROW_GROUP_SIZE = 86_400
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
+_QUEUE_DEPTH = 3  # row groups waiting per encoder: bounds memory, keeps both cores busy
 
 
 @dataclass(frozen=True)
 class EncodedFile:
     format: str
     key: str
-    data: bytes
+    path: Path
+    """The finished file in the staging folder, until it is published."""
+    size: int
     sha256: str
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
 
     @property
     def content_type(self) -> str:
@@ -64,91 +79,217 @@ class EncodedPartition:
 
 def file_key(fmt: str, site: str, table: str, date: str) -> str:
     """The published path of one partition's file (the layout contract)."""
-    extension = {"parquet": "parquet", "csv": "csv"}[fmt]
-    return f"data/{fmt}/site={site}/table={table}/date={date}/{site}_{table}_{date}.{extension}"
+    return f"data/{fmt}/site={site}/table={table}/date={date}/{site}_{table}_{date}.{fmt}"
 
 
-def encode(
-    table: pa.Table,
-    schema: TableSchema,
-    *,
-    site: str,
-    date: str,
-    timezone: str,
-    formats: tuple[str, ...],
-) -> EncodedPartition:
-    """Sort, describe and serialise one non-empty partition."""
-    names = [c.name for c in schema.columns]
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
-    order = frame.select(pl.arg_sort_by(names, nulls_last=True)).to_series()
-    table = table.take(pa.array(order.to_numpy()))
-    frame = frame[order]
-    local_ts = table.column(0).cast(pa.timestamp("us", tz=timezone))
-    table = table.set_column(0, names[0], local_ts)
+class _Encoder(threading.Thread):
+    """Runs `encode(group)` for each row group handed to it, on its own thread."""
 
-    files: dict[str, EncodedFile] = {}
-    for fmt in formats:
-        data = _parquet(table) if fmt == "parquet" else _csv(frame, names[0], timezone)
-        files[fmt] = EncodedFile(
-            fmt,
-            file_key(fmt, site, schema.table.name, date),
-            data,
-            hashlib.sha256(data).hexdigest(),
+    def __init__(self, encode: Callable[[pa.Table], None], finish: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self.encode, self.finish = encode, finish
+        self.inbox: queue.Queue[pa.Table | None] = queue.Queue(_QUEUE_DEPTH)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while (group := self.inbox.get()) is not None:
+                if self.error is None:
+                    self.encode(group)
+            self.finish()
+        except BaseException as exc:  # re-raised on the caller's thread by close()
+            self.error = exc
+            while self.inbox.get() is not None:  # drain so the producer never blocks
+                continue
+
+
+class PartitionWriter:
+    """Feed sorted batches with `write`, then `close` to get the files and their facts."""
+
+    def __init__(
+        self,
+        schema: TableSchema,
+        *,
+        site: str,
+        date: str,
+        timezone: str,
+        formats: tuple[str, ...],
+        staging: Path,
+    ) -> None:
+        self.schema, self.timezone, self.date = schema, timezone, date
+        self.names = [c.name for c in schema.columns]
+        self.keys = {f: file_key(f, site, schema.table.name, date) for f in formats}
+        self.paths = {f: staging / f".{site}_{schema.table.name}_{date}.{f}" for f in formats}
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
+        self.rows = 0
+        self.duplicates = 0
+        self.previous_row: pl.DataFrame | None = None
+        self.first: Any = None
+        self.last: Any = None
+        self.stats = _Stats(schema)
+        self.csv_hash = hashlib.sha256()
+        self.encoders: dict[str, _Encoder] = {}
+        staging.mkdir(parents=True, exist_ok=True)
+        if "csv" in formats:
+            self.csv_file = open(self.paths["csv"], "wb")  # noqa: SIM115 - closed in finish
+            self.encoders["csv"] = _Encoder(self._csv_group, self.csv_file.close)
+        if "parquet" in formats:
+            self.parquet: pq.ParquetWriter | None = None
+            self.encoders["parquet"] = _Encoder(self._parquet_group, self._parquet_close)
+        for encoder in self.encoders.values():
+            encoder.start()
+
+    # -- producer side --------------------------------------------------------------------
+    def write(self, batch: pa.Table | pa.RecordBatch) -> None:
+        """Add rows (already sorted, continuing the previous batch)."""
+        if batch.num_rows == 0:
+            return
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        while self.pending_rows >= ROW_GROUP_SIZE:
+            joined = pa.concat_tables(self.pending)
+            self._group(joined.slice(0, ROW_GROUP_SIZE))
+            rest = joined.slice(ROW_GROUP_SIZE)
+            self.pending, self.pending_rows = [rest], rest.num_rows
+
+    def _group(self, group: pa.Table) -> None:
+        group = group.combine_chunks()
+        local = group.column(0).cast(pa.timestamp("us", tz=self.timezone))
+        group = group.set_column(0, self.names[0], local)
+        if self.first is None:
+            self.first = local[0].as_py()
+        self.last = local[-1].as_py()
+        self.rows += group.num_rows
+        frame = pl.from_arrow(group)
+        assert isinstance(frame, pl.DataFrame)
+        self.duplicates += self._adjacent_equal(frame)
+        self.stats.add(frame)
+        for encoder in self.encoders.values():
+            encoder.inbox.put(group)
+
+    def _adjacent_equal(self, frame: pl.DataFrame) -> int:
+        """Exact duplicates: sorted by every column, equal rows are neighbours."""
+        joined = frame if self.previous_row is None else pl.concat([self.previous_row, frame])
+        same = pl.all_horizontal(pl.all().eq_missing(pl.all().shift(1)))
+        count = int(joined.select(same.fill_null(False).sum()).item())
+        self.previous_row = frame.tail(1)
+        return count
+
+    def close(self) -> EncodedPartition | None:
+        """Finish both files; None when no row was written."""
+        if self.pending_rows:
+            self._group(pa.concat_tables(self.pending))
+            self.pending, self.pending_rows = [], 0
+        for encoder in self.encoders.values():
+            encoder.inbox.put(None)
+        for encoder in self.encoders.values():
+            encoder.join()
+        for encoder in self.encoders.values():
+            if encoder.error is not None:
+                self.discard()
+                raise encoder.error
+        if self.rows == 0:
+            self.discard()
+            return None
+        files = {}
+        for fmt, path in self.paths.items():
+            if fmt == "csv":
+                digest = self.csv_hash.hexdigest()
+            else:
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            files[fmt] = EncodedFile(fmt, self.keys[fmt], path, path.stat().st_size, digest)
+        return EncodedPartition(
+            date=self.date,
+            rows=self.rows,
+            min_timestamp=self.first.isoformat(),
+            max_timestamp=self.last.isoformat(),
+            duplicates=self.duplicates,
+            stats=self.stats.result(),
+            files=files,
         )
-    first, last = local_ts[0].as_py(), local_ts[-1].as_py()
-    return EncodedPartition(
-        date=date,
-        rows=table.num_rows,
-        min_timestamp=first.isoformat(),
-        max_timestamp=last.isoformat(),
-        duplicates=table.num_rows - frame.n_unique(),
-        stats=_stats(frame, schema),
-        files=files,
-    )
+
+    def discard(self) -> None:
+        """Remove the staged files (after a failure, or once published)."""
+        for path in self.paths.values():
+            path.unlink(missing_ok=True)
+
+    # -- encoder threads ------------------------------------------------------------------
+    def _csv_group(self, group: pa.Table) -> None:
+        frame = pl.from_arrow(group)
+        assert isinstance(frame, pl.DataFrame)
+        sink = io.BytesIO()
+        # NULL is an empty field and "" a quoted empty string (COPY ... CSV style).
+        frame.write_csv(
+            sink,
+            include_header=self.csv_file.tell() == 0,
+            datetime_format=CSV_DATETIME_FORMAT,
+            line_terminator="\n",
+        )
+        data = sink.getvalue()
+        self.csv_hash.update(data)
+        self.csv_file.write(data)
+
+    def _parquet_group(self, group: pa.Table) -> None:
+        if self.parquet is None:
+            self.parquet = pq.ParquetWriter(
+                self.paths["parquet"], group.schema, compression="zstd", write_statistics=True
+            )
+        self.parquet.write_table(group, row_group_size=ROW_GROUP_SIZE)
+
+    def _parquet_close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
 
 
-def _parquet(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        row_group_size=ROW_GROUP_SIZE,
-        write_statistics=True,
-    )
-    return sink.getvalue()
+class _Stats:
+    """min, max, mean (over finite values) and nulls per column, accumulated per row group."""
 
+    def __init__(self, schema: TableSchema) -> None:
+        self.columns = [c for c in schema.columns[1:]]
+        self.numeric = {c.name for c in self.columns if c.type in ("integer", "float")}
+        self.acc: dict[str, dict[str, Any]] = {
+            c.name: {"min": None, "max": None, "sum": 0.0, "count": 0, "nulls": 0}
+            for c in self.columns
+        }
 
-def _csv(frame: pl.DataFrame, ts_name: str, timezone: str) -> bytes:
-    local = frame.with_columns(pl.col(ts_name).dt.convert_time_zone(timezone))
-    # polars writes NULL as an empty field and "" as a quoted empty string (COPY ... CSV style).
-    return local.write_csv(datetime_format=CSV_DATETIME_FORMAT, line_terminator="\n").encode()
+    def add(self, frame: pl.DataFrame) -> None:
+        exprs: list[pl.Expr] = []
+        for column in self.columns:
+            name = column.name
+            exprs.append(pl.col(name).null_count().alias(f"{name}\0nulls"))
+            if name not in self.numeric:
+                continue
+            values = pl.col(name)
+            if frame.schema[name].is_float():
+                values = values.filter(values.is_finite())
+            exprs += [
+                values.min().cast(pl.Float64).alias(f"{name}\0min"),
+                values.max().cast(pl.Float64).alias(f"{name}\0max"),
+                values.cast(pl.Float64).sum().alias(f"{name}\0sum"),
+                values.count().alias(f"{name}\0count"),
+            ]
+        for key, value in frame.select(exprs).row(0, named=True).items():
+            name, stat = key.split("\0")
+            acc = self.acc[name]
+            if stat in ("nulls", "count", "sum"):
+                acc[stat] += value or 0
+            elif value is not None:
+                pick = min if stat == "min" else max
+                acc[stat] = value if acc[stat] is None else pick(acc[stat], value)
 
-
-def _stats(frame: pl.DataFrame, schema: TableSchema) -> dict[str, dict[str, Any]]:
-    """min, max, mean (over finite values) and nulls per column; JSON-safe."""
-    exprs: list[pl.Expr] = []
-    numeric = [c.name for c in schema.columns[1:] if c.type in ("integer", "float")]
-    for column in schema.columns[1:]:
-        exprs.append(pl.col(column.name).null_count().alias(f"{column.name}\0nulls"))
-    for name in numeric:
-        values = pl.col(name)
-        if frame.schema[name].is_float():
-            values = values.filter(values.is_finite())
-        exprs += [
-            values.min().cast(pl.Float64).alias(f"{name}\0min"),
-            values.max().cast(pl.Float64).alias(f"{name}\0max"),
-            values.mean().alias(f"{name}\0mean"),
-        ]
-    row = frame.select(exprs).row(0, named=True) if exprs else {}
-    stats: dict[str, dict[str, Any]] = {}
-    for key, value in row.items():
-        name, stat = key.split("\0")
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        stats.setdefault(name, {})[stat] = value
-    return {
-        name: {k: s[k] for k in ("min", "max", "mean", "nulls") if k in s}
-        for name, s in stats.items()
-    }
+    def result(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for name, acc in self.acc.items():
+            if name not in self.numeric:
+                out[name] = {"nulls": acc["nulls"]}
+                continue
+            mean = acc["sum"] / acc["count"] if acc["count"] else None
+            out[name] = {
+                "min": acc["min"],
+                "max": acc["max"],
+                "mean": mean if mean is not None and math.isfinite(mean) else None,
+                "nulls": acc["nulls"],
+            }
+        return out

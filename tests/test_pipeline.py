@@ -136,11 +136,18 @@ class FailingTarget(LocalTarget):
         super().__init__(root)
         self.puts, self.fail_at = 0, fail_at
 
-    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
+    def _count(self, key: str) -> None:
         self.puts += 1
         if self.puts == self.fail_at:
             raise PublishError(f"cannot write {key}: No space left on device")
+
+    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
+        self._count(key)
         super().put(key, data, content_type)
+
+    def put_file(self, key: str, path: Path, content_type: str, *, cache_control: str = "") -> None:
+        self._count(key)
+        super().put_file(key, path, content_type)
 
 
 @pytest.mark.parametrize("fail_at", [1, 2, 5, 16])

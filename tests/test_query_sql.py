@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from exporter.query import Dataset, QueryError
+from exporter.query import Dataset, QueryError, records_json, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,32 @@ def test_the_sandbox_itself_is_locked(dataset: Dataset) -> None:
         with pytest.raises(duckdb.Error):
             sandbox.execute(statement)
     sandbox.close()
+
+
+def test_sql_results_follow_the_output_conventions(dataset: Dataset) -> None:
+    table = dataset.sql(
+        "SELECT TIMESTAMP '2022-01-01 10:00:00.5' AS naive, "
+        "TIMESTAMPTZ '2022-01-01 10:00:00+09' AS aware, "
+        "['nan'::DOUBLE, '-inf'::DOUBLE, 1.5] AS l, NULL::VARCHAR AS n, '' AS e"
+    )
+    assert json.loads(records_json(table)) == {
+        "count": 1,
+        "results": [
+            {
+                "naive": "2022-01-01T10:00:00.500",  # no zone, no offset
+                "aware": "2022-01-01T10:00:00+09:00",
+                "l": ["NaN", "-inf", 1.5],  # valid JSON even inside lists
+                "n": None,
+                "e": "",
+            }
+        ],
+    }
+    out = io.BytesIO()
+    write_csv(table.drop_columns(["l"]).to_reader(), out)
+    assert out.getvalue() == (
+        b'naive,aware,n,e\n2022-01-01T10:00:00.500,2022-01-01T10:00:00+09:00,,""\n'
+    )
+    with pytest.raises(QueryError, match="CSV format does not support nested data"):
+        write_csv(table.to_reader(), io.BytesIO())
+    with pytest.raises(QueryError, match="CAST such columns to VARCHAR"):
+        records_json(dataset.sql("SELECT INTERVAL 1 HOUR AS i"))
