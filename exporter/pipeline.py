@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
+import pyarrow as pa
+
 from .config import Config, SiteConfig
 from .errors import ConfigError
 from .manifest import Column, FileEntry, Partition, SiteManifest, TableManifest
@@ -315,6 +317,9 @@ def _export_partition(
         sent = put_partition(out, encoded, unless_same, job.complete)
     finally:
         writer.discard()
+        # Arrow's allocator keeps freed pages; give them back so that memory stays bounded
+        # by one partition however many days a run exports.
+        pa.default_memory_pool().release_unused()
     report.bytes += sent
     report.unchanged += sent == 0
     report.partitions += 1

@@ -74,8 +74,7 @@ def put_partition(
             continue  # the hash decides: same bytes, nothing to send (the caller discards)
         cache = COMPLETE_CACHE if complete else INCOMPLETE_CACHE
         target.put_file(file.key, file.path, file.content_type, cache_control=cache)
-        info = target.head(file.key)
-        if info is None or info.size != file.size or info.sha256 not in (None, file.sha256):
+        if not target.stored(file.key, file.size, file.sha256):
             raise PublishError(
                 f"{target.url(file.key)}: the stored object does not match what was sent "
                 "(size or sha256); run again"

@@ -96,6 +96,11 @@ class Target(ABC):
         found = self.get_tagged(key)
         return None if found is None else found[0]
 
+    def stored(self, key: str, size: int, sha256: str) -> bool:
+        """Whether the object under `key` is the one just put (size and sha256)."""
+        info = self.head(key)
+        return info is not None and info.size == size and info.sha256 in (None, sha256)
+
     def staging(self) -> Path:
         """A folder for files being written before they are published."""
         if not hasattr(self, "_staging"):
@@ -140,13 +145,21 @@ class LocalTarget(Target):
         # On the target's own file system, so that publishing a file is one rename.
         return self.root / ".staging"
 
+    def stored(self, key: str, size: int, sha256: str) -> bool:
+        # The file was hashed as it was written, synced, then renamed: a rename cannot
+        # change its bytes, so the size confirms it without reading it all back.
+        try:
+            return self._path(key).stat().st_size == size
+        except FileNotFoundError:
+            return False
+
     def put_file(self, key: str, path: Path, content_type: str, *, cache_control: str = "") -> None:
         self.requests += 1
         final = self._path(key)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "rb+") as f:
-                os.fsync(f.fileno())  # the rename must not outlive the data on a crash
+                os.fsync(f.fileno())  # the rename must not outlive the data (cheap if synced)
             os.chmod(path, 0o644)
             os.replace(path, final)
         except OSError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -133,7 +134,7 @@ class PartitionWriter:
         staging.mkdir(parents=True, exist_ok=True)
         if "csv" in formats:
             self.csv_file = open(self.paths["csv"], "wb")  # noqa: SIM115 - closed in finish
-            self.encoders["csv"] = _Encoder(self._csv_group, self.csv_file.close)
+            self.encoders["csv"] = _Encoder(self._csv_group, self._csv_close)
         if "parquet" in formats:
             self.parquet: pq.ParquetWriter | None = None
             self.encoders["parquet"] = _Encoder(self._parquet_group, self._parquet_close)
@@ -195,6 +196,7 @@ class PartitionWriter:
             return None
         files = {}
         for fmt, path in self.paths.items():
+            # The CSV was hashed as it was written; the Parquet file is small, read it back.
             if fmt == "csv":
                 digest = self.csv_hash.hexdigest()
             else:
@@ -231,6 +233,12 @@ class PartitionWriter:
         self.csv_hash.update(data)
         self.csv_file.write(data)
 
+    def _csv_close(self) -> None:
+        # Durable before it is renamed into place; done here, in parallel with the rest.
+        self.csv_file.flush()
+        os.fsync(self.csv_file.fileno())
+        self.csv_file.close()
+
     def _parquet_group(self, group: pa.Table) -> None:
         if self.parquet is None:
             self.parquet = pq.ParquetWriter(
@@ -241,6 +249,8 @@ class PartitionWriter:
     def _parquet_close(self) -> None:
         if self.parquet is not None:
             self.parquet.close()
+            with open(self.paths["parquet"], "rb") as f:
+                os.fsync(f.fileno())
 
 
 class _Stats:
