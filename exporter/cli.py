@@ -145,7 +145,7 @@ NOTHING_TO_DO = 4
     "--prune",
     "prune_unnamed",
     is_flag=True,
-    help="Delete objects under data/ that no manifest names (else only report them).",
+    help="Delete objects under data/ that no manifest names (`verify` lists them).",
 )
 @click.option(
     "--report",
@@ -202,12 +202,8 @@ def _write_report(path: str, report: RunReport | None) -> None:
 
 
 def _summary(report: RunReport, target: str) -> None:
-    if report.unnamed and not report.pruned:
-        click.echo(
-            f"{len(report.unnamed)} object(s) under data/ are named by no manifest "
-            f"(e.g. {report.unnamed[0]}); delete them with --prune",
-            err=True,
-        )
+    for key in report.unnamed:
+        click.echo(f"pruned {key} (named by no manifest)", err=True)
     click.echo(
         f"exported {report.partitions} partition(s) ({report.unchanged} unchanged), "
         f"{report.rows} rows, {report.bytes / 1e6:.1f} MB sent in {report.requests} "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import Config
@@ -66,6 +66,14 @@ class Partition:
     stats: dict[str, dict[str, Any]]
     files: dict[str, FileEntry]
 
+    def to_dict(self) -> dict[str, Any]:
+        # By hand: dataclasses.asdict deep-copies every stats value, which dominated the
+        # time to write a year's manifest.
+        return {
+            **vars(self),
+            "files": {fmt: vars(f).copy() for fmt, f in self.files.items()},
+        }
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Partition:
         files = {fmt: FileEntry(**f) for fmt, f in d["files"].items()}
@@ -109,10 +117,10 @@ class TableManifest:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "columns": [asdict(c) for c in self.columns],
+            "columns": [vars(c).copy() for c in self.columns],
             "keys": list(self.keys),
             "schema_hash": self.schema_hash,
-            "partitions": [asdict(p) for p in self.partitions],
+            "partitions": [p.to_dict() for p in self.partitions],
         }
 
     @classmethod

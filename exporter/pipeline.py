@@ -222,7 +222,8 @@ def run(
                 source = open_source(table_plans[0].site)
                 _export_site(out, source, table_plans, config, report, progress)
                 report.sites.append(site_id)
-                report.unnamed += prune(out, [site_id], config.formats, delete=prune_unnamed)
+                if prune_unnamed:  # listing every data file is the one cost that grows with them
+                    report.unnamed += prune(out, [site_id], config.formats, delete=True)
         report.pruned = prune_unnamed
     finally:
         # Also after a failure: a partly re-exported site's manifest changed.

@@ -549,16 +549,19 @@ def test_verify_names_corrupt_missing_and_extra_objects(
     assert verify(open_target(f"s3://{bucket}/pub")).clean
 
 
-def test_unnamed_objects_are_reported_without_prune(site: Site, bucket: str) -> None:
+def test_unnamed_objects_are_reported_by_verify_and_pruned_on_request(
+    site: Site, bucket: str
+) -> None:
     run(site.config(), target=f"s3://{bucket}/pub", now=AFTER)
-    stray = "pub/data/parquet/site=1/table=pcs/date=2022-09-01/1_pcs_2022-09-01.parquet"
-    boto3.client("s3").put_object(Bucket=bucket, Key=stray, Body=b"old")
-    # Reported by a run that exports the site (here: the lookback days)...
-    report = run(site.config(), target=f"s3://{bucket}/pub", now=DURING)
-    assert report.unnamed == [stray.removeprefix("pub/")] and stray in keys(bucket)
-    # ...and deleted by --prune, even when there is nothing to export.
+    stray = "data/parquet/site=1/table=pcs/date=2022-09-01/1_pcs_2022-09-01.parquet"
+    boto3.client("s3").put_object(Bucket=bucket, Key="pub/" + stray, Body=b"old")
+    assert verify(open_target(f"s3://{bucket}/pub")).extra == [stray]
+    report = run(site.config(), target=f"s3://{bucket}/pub", now=AFTER)
+    assert report.unnamed == [] and "pub/" + stray in keys(bucket)  # a plain run keeps it
+    # --prune deletes it, even when there is nothing to export.
     report = run(site.config(), target=f"s3://{bucket}/pub", now=AFTER, prune_unnamed=True)
-    assert report.pruned and stray not in keys(bucket)
+    assert report.unnamed == [stray] and report.pruned
+    assert "pub/" + stray not in keys(bucket)
     assert verify(open_target(f"s3://{bucket}/pub")).clean
 
 
