@@ -22,12 +22,11 @@ from pathlib import Path
 
 from .errors import PublishError
 from .manifest import FileEntry
-from .storage import Target
+from .storage import Target, file_sha256
 
 __all__ = ["CACHE_ENV", "ChecksumMismatch", "FileCache", "default_cache_dir", "safe_parts"]
 
 CACHE_ENV = "ESS_EXPORT_CACHE"
-_HASH_CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
@@ -57,14 +56,6 @@ def safe_parts(key: str) -> list[str]:
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise PublishError(f"the manifest names an unsafe path {key!r}; run `ess-export verify`")
     return parts
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class FileCache:
@@ -112,7 +103,7 @@ class FileCache:
         state = (stat.st_size, stat.st_mtime_ns)
         if self._verified.get(path) == state:
             return True
-        if stat.st_size == entry.bytes and _file_sha256(path) == entry.sha256:
+        if stat.st_size == entry.bytes and file_sha256(path) == entry.sha256:
             self._verified[path] = state
             return True
         return False  # damaged or truncated: fetch it again

@@ -31,6 +31,7 @@ from .errors import ConfigError, PublishError
 
 __all__ = [
     "HttpTarget",
+    "file_sha256",
     "LocalTarget",
     "ObjectInfo",
     "S3Options",
@@ -312,7 +313,7 @@ class S3Target(Target):
         from botocore.exceptions import BotoCoreError, ClientError
 
         self.bytes_sent += size
-        args = {"ContentType": content_type, "Metadata": {"sha256": _file_sha256(path)}}
+        args = {"ContentType": content_type, "Metadata": {"sha256": file_sha256(path)}}
         if cache_control:
             args["CacheControl"] = cache_control
         config = TransferConfig(
@@ -423,7 +424,8 @@ class HttpTarget(Target):
     put = put_if = list = delete = _read_only  # type: ignore[assignment]
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read in chunks (files can be larger than memory should hold)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
