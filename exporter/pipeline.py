@@ -7,6 +7,7 @@ by the table.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -230,6 +231,8 @@ def run(
         if touched:
             # The pages change with the catalog only; unchanged pages are not rewritten.
             commit_catalog(out, config, touched, before=lambda c, m: put_pages(out, c, m))
+        with contextlib.suppress(OSError):
+            out.staging().rmdir()  # only when empty: nothing of a finished run is left there
         report.requests = out.requests
         report.seconds = time.perf_counter() - started
     return report
