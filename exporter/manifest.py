@@ -43,8 +43,14 @@ def manifest_key(site: str) -> str:
     return f"sites/{site}/manifest.json"
 
 
-def to_json(document: dict[str, Any]) -> bytes:
-    return (json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+def to_json(document: dict[str, Any], *, compact: bool = False) -> bytes:
+    """Deterministic JSON. Compact for the large documents: with `indent`, Python's json
+    falls back to its pure-Python encoder, which took seconds for a year's manifest."""
+    if compact:
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    else:
+        text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
+    return (text + "\n").encode()
 
 
 @dataclass(frozen=True)

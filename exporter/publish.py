@@ -101,7 +101,7 @@ def commit_site(target: Target, manifest: SiteManifest) -> None:
     """Name the site's (already verified) files: the publish of this site takes effect."""
     target.put(
         manifest_key(manifest.site),
-        to_json(manifest.to_dict()),
+        to_json(manifest.to_dict(), compact=True),
         JSON_TYPE,
         cache_control=DOCUMENT_CACHE,
     )
@@ -143,7 +143,12 @@ def commit_catalog(
         if previous is not None and _same_catalog(previous, catalog):
             return  # already what we would write: a no-op run rewrites nothing
         datapackage = build_datapackage(config, [m for m, _ in manifests.values()])
-        target.put(DATAPACKAGE_KEY, to_json(datapackage), JSON_TYPE, cache_control=DOCUMENT_CACHE)
+        target.put(
+            DATAPACKAGE_KEY,
+            to_json(datapackage, compact=True),
+            JSON_TYPE,
+            cache_control=DOCUMENT_CACHE,
+        )
         if before is not None:
             before(catalog, {site: manifest for site, (manifest, _) in manifests.items()})
         if target.put_if(
