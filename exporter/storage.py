@@ -238,7 +238,16 @@ class LocalTarget(Target):
 
     def delete(self, key: str) -> None:
         self.requests += 1
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        # Folders exist only for their files (as on S3): drop the ones left empty.
+        for folder in path.parents:
+            if folder == self.root or not folder.is_relative_to(self.root):
+                break
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 class S3Target(Target):
