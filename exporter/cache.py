@@ -17,12 +17,11 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from .errors import PublishError
 from .manifest import FileEntry
-from .storage import Target, file_sha256
+from .storage import Target, file_sha256, write_atomically
 
 __all__ = ["CACHE_ENV", "ChecksumMismatch", "FileCache", "default_cache_dir", "safe_parts"]
 
@@ -110,16 +109,8 @@ class FileCache:
 
     def _store(self, path: Path, data: bytes) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                # A rename: a concurrent query sees no file or the whole file.
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            # A concurrent query sees no file or the whole file; a cache needs no fsync.
+            write_atomically(path, data, durable=False)
         except OSError as exc:
             raise PublishError(
                 f"cannot write the query cache {path}: {exc.strerror}; "

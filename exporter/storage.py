@@ -32,6 +32,7 @@ from .errors import ConfigError, PublishError
 __all__ = [
     "HttpTarget",
     "file_sha256",
+    "write_atomically",
     "LocalTarget",
     "ObjectInfo",
     "S3Options",
@@ -172,18 +173,7 @@ class LocalTarget(Target):
         self.bytes_sent += len(data)
         path = self._path(key)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())  # the rename must not outlive the data on a crash
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomically(path, data, durable=True)
         except OSError as exc:
             raise PublishError(f"cannot write {path}: {exc.strerror}") from None
 
@@ -431,6 +421,27 @@ class HttpTarget(Target):
         raise PublishError(f"{self.uri} is read-only over HTTP; publish to a directory or s3://")
 
     put = put_if = list = delete = _read_only  # type: ignore[assignment]
+
+
+def write_atomically(path: Path, data: bytes, *, durable: bool) -> None:
+    """Write through a temporary file and a rename: readers see the old file or the new one.
+
+    `durable` also syncs the data before the rename, so a crash cannot leave the new name
+    pointing at an empty file (needed for published files, not for a cache).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def file_sha256(path: Path) -> str:
