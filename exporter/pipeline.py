@@ -146,29 +146,30 @@ def make_plan(
     planned = []
     for site in select_sites(config, sites, tables):
         source = open_source(site)
-        source.check()
-        published = read_manifest(target, site.id)
-        for table in site.tables:
-            if tables and table.name not in tables:
-                continue
-            schema = source.schema(table)
-            columns = _columns(schema)
-            jobs = plan_table(
-                site=site.id,
-                table=table.name,
-                timezone=site.timezone,
-                extent=source.extent(schema),
-                published=published.tables.get(table.name) if published else None,
-                schema_hash=TableManifest(columns, ()).schema_hash,
-                now=now,
-                settle=timedelta(minutes=config.settle_minutes),
-                lookback_days=config.lookback_days,
-                since=since,
-                until=until,
-                rebuild=rebuild,
-                fingerprints=source.fingerprints(schema) if full_check else None,
-            )
-            planned.append(TablePlan(site, schema, columns, tuple(jobs)))
+        with source.session():
+            source.check()
+            published = read_manifest(target, site.id)
+            for table in site.tables:
+                if tables and table.name not in tables:
+                    continue
+                schema = source.schema(table)
+                columns = _columns(schema)
+                jobs = plan_table(
+                    site=site.id,
+                    table=table.name,
+                    timezone=site.timezone,
+                    extent=source.extent(schema),
+                    published=published.tables.get(table.name) if published else None,
+                    schema_hash=TableManifest(columns, ()).schema_hash,
+                    now=now,
+                    settle=timedelta(minutes=config.settle_minutes),
+                    lookback_days=config.lookback_days,
+                    since=since,
+                    until=until,
+                    rebuild=rebuild,
+                    fingerprints=source.fingerprints(schema) if full_check else None,
+                )
+                planned.append(TablePlan(site, schema, columns, tuple(jobs)))
     return Plan(tuple(planned))
 
 
