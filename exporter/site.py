@@ -30,7 +30,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from . import publish
@@ -154,10 +154,21 @@ def _is_day(value: object) -> bool:
         return False
 
 
+def _bytecode_cache() -> FileSystemBytecodeCache | None:
+    """Compiling the templates costs ~45 ms a run; jinja's own cache (a private folder in
+    the temporary directory, checked against each template's source) keeps that off every
+    run but a machine's first. Without a usable temporary directory, compile each time."""
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError):
+        return None
+
+
 @functools.cache
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
+        bytecode_cache=_bytecode_cache(),
         autoescape=True,
         undefined=StrictUndefined,
         trim_blocks=True,
