@@ -19,6 +19,7 @@ __all__ = [
     "Column",
     "FileEntry",
     "Partition",
+    "Published",
     "SiteManifest",
     "TableManifest",
     "build_catalog",
@@ -173,13 +174,28 @@ class SiteManifest:
         return other is not None and replace(other, generated_at=self.generated_at) == self
 
 
+@dataclass(frozen=True)
+class Published:
+    """A site manifest as it stands on the target, with the sha256 of its bytes there."""
+
+    manifest: SiteManifest
+    sha256: str
+
+
 def build_catalog(
-    config: Config, manifests: dict[str, tuple[SiteManifest, bytes]], generated_at: str
+    config: Config,
+    manifests: dict[str, Published],
+    generated_at: str,
+    generator: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The root document: dataset metadata and one entry per published site manifest."""
+    """The root document: dataset metadata and one entry per published site manifest.
+
+    `generator` names what rendered the pages (a change of templates re-renders them all).
+    """
     ds = config.dataset
     return {
         "format_version": FORMAT_VERSION,
+        **({"generator": generator} if generator else {}),
         "title": ds.title,
         "description": ds.description,
         "license": ds.license,
@@ -190,12 +206,12 @@ def build_catalog(
         "sites": [
             {
                 "site": site,
-                "name": manifest.name,
+                "name": published.manifest.name,
                 "path": manifest_key(site),
-                "sha256": hashlib.sha256(raw).hexdigest(),
-                "tables": sorted(manifest.tables),
+                "sha256": published.sha256,
+                "tables": sorted(published.manifest.tables),
             }
-            for site, (manifest, raw) in sorted(manifests.items())
+            for site, published in sorted(manifests.items())
         ],
     }
 

@@ -17,18 +17,19 @@ import pyarrow as pa
 
 from .config import Config, SiteConfig
 from .errors import ConfigError
-from .manifest import Column, FileEntry, Partition, SiteManifest, TableManifest
+from .manifest import Column, FileEntry, Partition, Published, SiteManifest, TableManifest
 from .plan import Job, plan_table
 from .publish import (
     commit_catalog,
     commit_site,
     prune,
     put_partition,
-    read_manifest,
+    read_published,
     site_lock,
+    still_published,
     utc_now,
 )
-from .site import put_pages
+from .site import SiteChanges, generator, put_pages, select_pages
 from .sources import Source, TableSchema, fingerprint, open_source
 from .storage import Target, open_target
 from .write import EncodedPartition, PartitionWriter
@@ -47,6 +48,8 @@ class TablePlan:
 @dataclass(frozen=True)
 class Plan:
     tables: tuple[TablePlan, ...]
+    published: dict[str, Published | None] = field(default_factory=dict)
+    """Each planned site's manifest as the plan found it."""
 
     @property
     def jobs(self) -> list[Job]:
@@ -144,11 +147,13 @@ def make_plan(
         raise ConfigError(f"--since {since} is after --until {until}; swap them")
     now = now or datetime.now(UTC)
     planned = []
+    found: dict[str, Published | None] = {}
     for site in select_sites(config, sites, tables):
         source = open_source(site)
         with source.session():
             source.check()
-            published = read_manifest(target, site.id)
+            found[site.id] = read_published(target, site.id)
+            published = found[site.id].manifest if found[site.id] else None
             for table in site.tables:
                 if tables and table.name not in tables:
                     continue
@@ -170,7 +175,7 @@ def make_plan(
                     fingerprints=source.fingerprints(schema) if full_check else None,
                 )
                 planned.append(TablePlan(site, schema, columns, tuple(jobs)))
-    return Plan(tuple(planned))
+    return Plan(tuple(planned), found)
 
 
 def run(
@@ -214,6 +219,8 @@ def run(
     for table_plan in plan.tables:
         by_site.setdefault(table_plan.site.id, []).append(table_plan)
     touched = []
+    known = dict(plan.published)  # each site's manifest as last seen, checked before use
+    changes: dict[str, SiteChanges] = {}  # for rendering only the pages a change touches
     try:
         for site_id, table_plans in by_site.items():
             if not prune_unnamed and not any(t.jobs for t in table_plans):
@@ -222,7 +229,17 @@ def run(
             with site_lock(out, site_id, timedelta(minutes=config.lock_minutes)):
                 touched.append(site_id)
                 source = open_source(table_plans[0].site)
-                _export_site(out, source, table_plans, config, report, progress)
+                # Again now that we hold the lock: another run may have published meanwhile.
+                before = still_published(out, site_id, known.get(site_id))
+                known[site_id] = None  # unknown, should the export fail half-way
+                after = _export_site(out, source, table_plans, before, config, report, progress)
+                known[site_id] = after
+                if after is not None and after is not before:
+                    changes[site_id] = SiteChanges.between(
+                        before.sha256 if before else None,
+                        before.manifest if before else None,
+                        after.manifest,
+                    )
                 report.sites.append(site_id)
                 if prune_unnamed:  # listing every data file is the one cost that grows with them
                     report.unnamed += prune(out, [site_id], config.formats, delete=True)
@@ -231,7 +248,14 @@ def run(
         # Also after a failure: a partly re-exported site's manifest changed.
         if touched:
             # The pages change with the catalog only; unchanged pages are not rewritten.
-            commit_catalog(out, config, touched, before=lambda c, m: put_pages(out, c, m))
+            commit_catalog(
+                out,
+                config,
+                touched,
+                before=lambda c, m, old: put_pages(out, c, m, select_pages(c, old, changes)),
+                known=known,
+                generator=generator(),
+            )
         with contextlib.suppress(OSError):
             out.staging().rmdir()  # only when empty: nothing of a finished run is left there
         report.requests = out.requests
@@ -243,17 +267,19 @@ def _export_site(
     out: Target,
     source: Source,
     table_plans: list[TablePlan],
+    current: Published | None,
     config: Config,
     report: RunReport,
     progress: Progress | None,
-) -> None:
-    """Export a site's partitions, then commit its manifest.
+) -> Published | None:
+    """Export a site's partitions, then commit its manifest; returns the manifest now
+    published (`current`, the one found under the lock, when nothing changed).
 
     The manifest is committed even when a later partition fails, so that the days already
     re-written are named by their new entries at once; then the error propagates.
     """
     site = table_plans[0].site
-    published = read_manifest(out, site.id)  # again, now that we hold the lock
+    published = current.manifest if current else None
     tables = dict(published.tables) if published else {}
     exported, finished = 0, False
     try:
@@ -286,7 +312,8 @@ def _export_site(
     finally:
         manifest = SiteManifest(site.id, site.name, site.timezone, utc_now(), tables)
         if (finished or exported) and not manifest.same_content(published):
-            commit_site(out, manifest)
+            current = commit_site(out, manifest)
+    return current
 
 
 def _keys(table_plan: TablePlan) -> tuple[str, ...]:

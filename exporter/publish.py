@@ -23,6 +23,7 @@ from .config import Config
 from .errors import LockHeld, PublishError
 from .manifest import (
     Partition,
+    Published,
     SiteManifest,
     build_catalog,
     build_datapackage,
@@ -42,7 +43,9 @@ __all__ = [
     "put_partition",
     "read_catalog_sites",
     "read_manifest",
+    "read_published",
     "site_lock",
+    "still_published",
     "verify",
 ]
 
@@ -83,28 +86,44 @@ def put_partition(
     return sent
 
 
-def read_manifest(target: Target, site: str) -> SiteManifest | None:
+def read_published(target: Target, site: str) -> Published | None:
     """The published manifest of a site, or None before its first publish."""
     key = manifest_key(site)
     raw = target.get(key)
     if raw is None:
         return None
     try:
-        return SiteManifest.from_dict(json.loads(raw))
+        manifest = SiteManifest.from_dict(json.loads(raw))
     except (ValueError, KeyError, TypeError) as exc:
         raise PublishError(
             f"{target.url(key)} is not a valid manifest ({exc}); re-export the site with --rebuild"
         ) from None
+    return Published(manifest, hashlib.sha256(raw).hexdigest())
 
 
-def commit_site(target: Target, manifest: SiteManifest) -> None:
+def read_manifest(target: Target, site: str) -> SiteManifest | None:
+    found = read_published(target, site)
+    return None if found is None else found.manifest
+
+
+def still_published(target: Target, site: str, known: Published | None) -> Published | None:
+    """`known` if the target still holds exactly it (one HEAD), else what it holds now.
+
+    A year's manifest is megabytes of JSON: this spares reading and parsing it again.
+    """
+    info = target.head(manifest_key(site))
+    if info is None:
+        return None
+    if known is not None and info.sha256 == known.sha256:
+        return known
+    return read_published(target, site)
+
+
+def commit_site(target: Target, manifest: SiteManifest) -> Published:
     """Name the site's (already verified) files: the publish of this site takes effect."""
-    target.put(
-        manifest_key(manifest.site),
-        to_json(manifest.to_dict(), compact=True),
-        JSON_TYPE,
-        cache_control=DOCUMENT_CACHE,
-    )
+    raw = to_json(manifest.to_dict(), compact=True)
+    target.put(manifest_key(manifest.site), raw, JSON_TYPE, cache_control=DOCUMENT_CACHE)
+    return Published(manifest, hashlib.sha256(raw).hexdigest())
 
 
 def read_catalog_sites(raw: bytes | None) -> set[str]:
@@ -114,35 +133,48 @@ def read_catalog_sites(raw: bytes | None) -> set[str]:
     return set()
 
 
-# Called with the new catalog and its manifests before the catalog is written (the pages).
-BeforeCatalog = Callable[[dict[str, Any], dict[str, SiteManifest]], object]
+# Called with the new catalog, its manifests and the catalog it replaces (None: the first)
+# before the catalog is written: the pages.
+BeforeCatalog = Callable[[dict[str, Any], dict[str, SiteManifest], dict[str, Any] | None], object]
 
 
 def commit_catalog(
-    target: Target, config: Config, sites: list[str], before: BeforeCatalog | None = None
+    target: Target,
+    config: Config,
+    sites: list[str],
+    before: BeforeCatalog | None = None,
+    known: dict[str, Published | None] | None = None,
+    generator: dict[str, str] | None = None,
 ) -> None:
     """Update catalog.json and datapackage.json for `sites`, keeping every other site.
 
     Runs for different sites publish concurrently, so the catalog is written only if it is
     unchanged since we read it (If-Match); on a conflict we re-read and merge again.
+    `known` manifests (this run's own) are checked with a HEAD instead of read again.
     Derived documents (data package, `before`: the pages) are written first, so that a run
     interrupted in between finds the catalog still out of date and writes them again.
     """
+    known = known or {}
     for _ in range(CATALOG_ATTEMPTS):
         found = target.get_tagged(CATALOG_KEY)
         previous, tag = found if found else (None, None)
         listed = sorted(read_catalog_sites(previous) | set(sites))
-        manifests: dict[str, tuple[SiteManifest, bytes]] = {}
+        manifests: dict[str, Published] = {}
         for site in listed:
-            raw = target.get(manifest_key(site))
-            if raw is not None:
-                manifests[site] = (SiteManifest.from_dict(json.loads(raw)), raw)
+            current = (
+                still_published(target, site, known[site])
+                if site in known
+                else read_published(target, site)
+            )
+            if current is not None:
+                manifests[site] = current
         if not manifests and previous is None:
             return  # nothing was ever published: no empty catalog either
-        catalog = build_catalog(config, manifests, utc_now())
-        if previous is not None and _same_catalog(previous, catalog):
+        catalog = build_catalog(config, manifests, utc_now(), generator)
+        old = _parsed(previous)
+        if old is not None and {**old, "generated_at": None} == {**catalog, "generated_at": None}:
             return  # already what we would write: a no-op run rewrites nothing
-        datapackage = build_datapackage(config, [m for m, _ in manifests.values()])
+        datapackage = build_datapackage(config, [p.manifest for p in manifests.values()])
         target.put(
             DATAPACKAGE_KEY,
             to_json(datapackage, compact=True),
@@ -150,7 +182,7 @@ def commit_catalog(
             cache_control=DOCUMENT_CACHE,
         )
         if before is not None:
-            before(catalog, {site: manifest for site, (manifest, _) in manifests.items()})
+            before(catalog, {site: p.manifest for site, p in manifests.items()}, old)
         if target.put_if(
             CATALOG_KEY, to_json(catalog), JSON_TYPE, tag=tag, cache_control=DOCUMENT_CACHE
         ):
@@ -161,12 +193,13 @@ def commit_catalog(
     )
 
 
-def _same_catalog(previous: bytes, catalog: dict) -> bool:
-    try:
-        old = json.loads(previous)
-    except ValueError:
-        return False
-    return {**old, "generated_at": None} == {**catalog, "generated_at": None}
+def _parsed(catalog: bytes | None) -> dict[str, Any] | None:
+    """A catalog document as a dict; None when absent or damaged (it is then rewritten)."""
+    with contextlib.suppress(ValueError):
+        found = json.loads(catalog) if catalog is not None else None
+        if isinstance(found, dict):
+            return found
+    return None
 
 
 # -- the site lock ---------------------------------------------------------------------------

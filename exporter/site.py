@@ -14,6 +14,7 @@ script keeps anything that slipped through inert.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
@@ -21,7 +22,7 @@ import math
 import re
 import sys
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -36,10 +37,21 @@ from markupsafe import Markup, escape
 from . import publish
 from .config import NAME_PATTERN
 from .errors import PublishError
-from .manifest import Partition, SiteManifest, TableManifest
+from .manifest import Column, Partition, SiteManifest, TableManifest
 from .storage import Target
 
-__all__ = ["HTML_TYPE", "TEMPLATES", "build_site", "labels", "make_server", "render_site"]
+__all__ = [
+    "HTML_TYPE",
+    "TEMPLATES",
+    "SiteChanges",
+    "build_site",
+    "generator",
+    "labels",
+    "make_server",
+    "put_pages",
+    "render_site",
+    "select_pages",
+]
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "site_templates"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -187,8 +199,22 @@ def _inline(name: str) -> tuple[Markup, str]:
     return Markup(text), f"'sha256-{digest}'"
 
 
-def render_site(catalog: dict[str, Any], manifests: dict[str, SiteManifest]) -> dict[str, bytes]:
-    """Every page of the index: key (``sites/1/rack/index.html``) -> HTML bytes."""
+# Pages to render per site: None for all of them, else per table None (the table's page and
+# every month's) or the months ("2022-09") whose pages to render with the table's page.
+Selection = dict[str, dict[str, set[str] | None] | None]
+RECENT_DAYS = 31  # a table's page charts this many last days; a month's page, its month
+
+
+def render_site(
+    catalog: dict[str, Any],
+    manifests: dict[str, SiteManifest],
+    only: Selection | None = None,
+) -> dict[str, bytes]:
+    """The pages of the index: key (``sites/1/rack/index.html``) -> HTML bytes.
+
+    Every page, or the landing page plus those `only` selects: a run renders the pages its
+    changes touch, so that adding a day costs the same after a year as after a week.
+    """
     language = str(catalog.get("language"))
     language = language if language in labels() else "en"
     t = labels()[language]
@@ -225,6 +251,9 @@ def render_site(catalog: dict[str, Any], manifests: dict[str, SiteManifest]) -> 
         )
     }
     for m in sites:
+        if only is not None and m.site not in only:
+            continue
+        chosen = only.get(m.site) if only is not None else None
         tables = [
             (name, m.tables[name], Coverage.of(m.tables[name].partitions))
             for name in sorted(m.tables)
@@ -233,6 +262,9 @@ def render_site(catalog: dict[str, Any], manifests: dict[str, SiteManifest]) -> 
             "site.html", "../../", site=m, tables=tables, total=Coverage.of(_partitions(m))
         )
         for name, table, coverage in tables:
+            if chosen is not None and name not in chosen:
+                continue
+            months = _months(table, t)
             pages[f"sites/{m.site}/{name}/index.html"] = page(
                 "table.html",
                 "../../../",
@@ -241,9 +273,24 @@ def render_site(catalog: dict[str, Any], manifests: dict[str, SiteManifest]) -> 
                 table=table,
                 total=coverage,
                 calendars=_calendars(table, t),
-                charts=_charts(table, t),
-                months=_months(table, t),
+                charts=_charts(table.columns, table.keys, table.partitions[-RECENT_DAYS:], t),
+                recent=min(RECENT_DAYS, len(table.partitions)),
+                months=[(month, title, Coverage.of(days)) for month, title, days in months],
             )
+            wanted = chosen.get(name) if chosen is not None else None
+            for month, title, days in months:
+                if wanted is not None and month not in wanted:
+                    continue
+                pages[f"sites/{m.site}/{name}/{month}/index.html"] = page(
+                    "month.html",
+                    "../../../../",
+                    site=m,
+                    name=name,
+                    title=title,
+                    days=days,
+                    total=Coverage.of(days),
+                    charts=_charts(table.columns, table.keys, days, t),
+                )
     return pages
 
 
@@ -271,10 +318,88 @@ def build_site(target: Target) -> int:
     return put_pages(target, catalog, manifests)
 
 
-def put_pages(target: Target, catalog: dict[str, Any], manifests: dict[str, SiteManifest]) -> int:
-    """Render and put the pages whose bytes differ from the target's; returns how many."""
+@dataclass(frozen=True)
+class SiteChanges:
+    """What a run changed in a site's manifest: the pages it has to render again."""
+
+    before: str | None
+    """sha256 of the manifest the run started from (None: the site's first publish)."""
+    tables: dict[str, set[str] | None] | None
+    """Changed tables: their changed months, or None for all; None: every page of the site."""
+
+    @classmethod
+    def between(
+        cls, before: str | None, old: SiteManifest | None, new: SiteManifest
+    ) -> SiteChanges:
+        if old is None or (old.name, old.timezone) != (new.name, new.timezone):
+            return cls(before, None)  # shown on every page of the site
+        tables: dict[str, set[str] | None] = {}
+        for name, table in new.tables.items():
+            previous = old.tables.get(name)
+            if previous is None or (previous.columns, previous.keys) != (table.columns, table.keys):
+                tables[name] = None
+                continue
+            was, now = _by_month(previous.partitions), _by_month(table.partitions)
+            months = {m for m in was.keys() | now.keys() if was.get(m) != now.get(m)}
+            if months:
+                tables[name] = months
+        return cls(before, tables)
+
+
+def _by_month(partitions: Iterable[Partition]) -> dict[str, list[Partition]]:
+    months: dict[str, list[Partition]] = {}
+    for p in sorted(partitions, key=attrgetter("date")):
+        months.setdefault(p.date[:7], []).append(p)
+    return months
+
+
+def generator() -> dict[str, str]:
+    """What renders the pages, for the catalog: another version re-renders every page."""
+    digest = hashlib.sha256()
+    for path in sorted(TEMPLATES.iterdir()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return {"name": "ess-export", "site_templates": "sha256:" + digest.hexdigest()}
+
+
+def select_pages(
+    catalog: dict[str, Any], previous: dict[str, Any] | None, changes: dict[str, SiteChanges]
+) -> Selection | None:
+    """The pages to render when `catalog` replaces `previous` after a run's `changes`.
+
+    Everything when the dataset's description or the templates changed. Otherwise, per
+    site: this run's changes if the site's pages were current when it started (the
+    previous catalog names the manifest it started from), every page if they were not (a
+    run stopped between its manifest and its catalog), none if its manifest is unchanged.
+    """
+    ignored = ("generated_at", "sites")
+    if previous is None or {k: v for k, v in previous.items() if k not in ignored} != {
+        k: v for k, v in catalog.items() if k not in ignored
+    }:
+        return None
+    with contextlib.suppress(TypeError, KeyError, AttributeError):
+        listed = {entry["site"]: entry.get("sha256") for entry in previous["sites"]}
+        only: Selection = {}
+        for entry in catalog["sites"]:
+            site, change = entry["site"], changes.get(entry["site"])
+            if change is not None and listed.get(site) == change.before:
+                if change.tables is None or change.tables:
+                    only[site] = change.tables
+            elif listed.get(site) != entry["sha256"]:
+                only[site] = None
+        return only
+    return None  # a damaged previous catalog: render everything
+
+
+def put_pages(
+    target: Target,
+    catalog: dict[str, Any],
+    manifests: dict[str, SiteManifest],
+    only: Selection | None = None,
+) -> int:
+    """Render and put the pages (`only` these) whose bytes differ from the target's;
+    returns how many were written."""
     written = 0
-    for key, html in render_site(catalog, manifests).items():
+    for key, html in render_site(catalog, manifests, only).items():
         info = target.head(key)
         if info is None or info.sha256 != hashlib.sha256(html).hexdigest():
             target.put(key, html, HTML_TYPE, cache_control=publish.DOCUMENT_CACHE)
@@ -293,11 +418,11 @@ def _partitions(manifest: SiteManifest) -> list[Partition]:
 
 
 def _months(table: TableManifest, t: dict[str, Any]) -> list[tuple[str, str, list[Partition]]]:
-    """The days grouped by month: (id, title, partitions)."""
+    """The days grouped by month: ("2022-09", title, partitions)."""
     months = []
     for month, days in groupby(table.partitions, key=lambda p: p.date[:7]):
         title = t["month_title"].format(year=month[:4], month=t["months"][int(month[5:]) - 1])
-        months.append((f"m-{month}", title, list(days)))
+        months.append((month, title, list(days)))
     return months
 
 
@@ -345,7 +470,8 @@ def _calendar(
         note = "" if p.complete else f" ({escape(t['partial_short'])})"
         tip = f"{iso}: {p.rows:,} {escape(t['rows_in_day'])}{note}"
         parts.append(
-            f'<a href="#d-{iso}"><rect class="{level}" {box}><title>{tip}</title></rect></a>'
+            f'<a href="{iso[:7]}/index.html#d-{iso}"><rect class="{level}" {box}>'
+            f"<title>{tip}</title></rect></a>"
         )
     label = escape(f"{t['calendar_label']} {t['year_title'].format(year=year)}")
     width, height = LEFT + ((end - origin).days // 7 + 1) * STEP, TOP + 7 * STEP
@@ -355,18 +481,21 @@ def _calendar(
     )
 
 
-def _charts(table: TableManifest, t: dict[str, Any]) -> list[dict[str, Any]]:
-    """A min / mean / max chart per numeric measurement column (device keys left out)."""
+def _charts(
+    columns: Iterable[Column], keys: Iterable[str], partitions: Sequence[Partition], t: dict
+) -> list[dict[str, Any]]:
+    """A min / mean / max chart of `partitions` per numeric measurement column (device keys
+    left out)."""
     charts = []
-    for column in table.columns:
-        if column.type not in _NUMERIC or column.name in table.keys:
+    for column in columns:
+        if column.type not in _NUMERIC or column.name in keys:
             continue
         series = [
             (
                 p.date,
                 *(_finite(p.stats.get(column.name, {}).get(k)) for k in ("min", "mean", "max")),
             )
-            for p in table.partitions
+            for p in partitions
         ]
         if any(v is not None for row in series for v in row[1:]):
             label = f"{t['chart_label']} {column.name}" + (

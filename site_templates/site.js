@@ -8,20 +8,4 @@
       el.textContent = root.replace(/\/$/, "");
     });
   }
-  // Filter the list of days by date or status.
-  var input = document.getElementById("day-filter");
-  if (!input) return;
-  input.parentNode.hidden = false;
-  input.addEventListener("input", function () {
-    var query = input.value.trim().toLowerCase();
-    document.querySelectorAll("section.month").forEach(function (month) {
-      var shown = 0;
-      month.querySelectorAll("tr[data-day]").forEach(function (row) {
-        var match = !query || row.getAttribute("data-search").toLowerCase().indexOf(query) >= 0;
-        row.hidden = !match;
-        shown += match ? 1 : 0;
-      });
-      month.hidden = shown === 0;
-    });
-  });
 })();

@@ -311,7 +311,8 @@ def test_cli_answers_the_same_from_every_root(
                  "--page", "2"],
         "download": ["query", "--site", "2", "--table", "bank", "--format", "csv",
                      "--start", "2022-09-01T12:00:00+09:00"],
-        "sql": ["sql", "--format", "json", "SELECT date, count(*) AS n FROM etc_2 GROUP BY 1"],
+        "sql": ["sql", "--format", "json",
+                "SELECT date, count(*) AS n FROM etc_2 GROUP BY 1 ORDER BY 1"],
     }  # fmt: skip
     jobs = {
         (root, name): [args[0], uri, *args[1:]]

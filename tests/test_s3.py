@@ -27,6 +27,7 @@ from exporter.errors import LockHeld, PublishError, SourceError
 from exporter.pipeline import RunReport, run
 from exporter.publish import site_lock, verify
 from exporter.storage import S3Options, open_target
+from tests.support.pages import stale_pages
 from tests.support.pgcluster import PgCluster
 from tests.support.seed import load_demo
 
@@ -160,6 +161,8 @@ def test_first_publish_lists_exactly_what_the_manifests_name(site: Site, bucket:
         "pub/sites/1/index.html",
         "pub/sites/1/etc/index.html",
         "pub/sites/1/bank/index.html",
+        "pub/sites/1/etc/2022-09/index.html",
+        "pub/sites/1/bank/2022-09/index.html",
     }
     assert set(listing) == set(named) | documents | pages  # no lock left behind, no extra
     client = boto3.client("s3")
@@ -198,8 +201,9 @@ def test_no_op_run_uploads_no_data(
     # Nothing in the lookback window either: a handful of requests, whatever the file count.
     quiet = Requests(monkeypatch)
     run(site.config(), target=f"s3://{bucket}/pub", now=AFTER)
-    # The manifest for the plan, then the catalog and the manifest it lists: no lock, no PUT.
-    assert [m for m, _ in quiet.sent] == ["GET", "GET", "GET"]
+    # The manifest for the plan, the catalog, then a HEAD to check that the manifest it
+    # lists is still the one read (not read again): no lock, no PUT.
+    assert [m for m, _ in quiet.sent] == ["GET", "GET", "HEAD"]
 
 
 def test_late_rows_in_the_lookback_window_reupload_only_that_day(
@@ -353,6 +357,7 @@ def test_a_crash_at_any_request_leaves_a_consistent_publish(
         publish(prefix, lock_minutes=0)  # one clean re-run; the dead run's lock is stale
         assert published_state(bucket, prefix + "/") == expected, f"crash at request {k}"
         assert verify(open_target(f"s3://{bucket}/{prefix}")).clean
+        assert stale_pages(open_target(f"s3://{bucket}/{prefix}")) == [], f"crash at {k}"
 
 
 def test_transient_5xx_is_retried(site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:

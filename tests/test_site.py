@@ -15,6 +15,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -23,8 +24,11 @@ import duckdb
 import html5lib
 import pytest
 
+from exporter.config import Config, load
+from exporter.demo import write_sqlite
 from exporter.errors import PublishError
 from exporter.manifest import Column, FileEntry, Partition, SiteManifest, TableManifest
+from exporter.pipeline import run
 from exporter.site import (
     HTML_TYPE,
     TEMPLATES,
@@ -37,6 +41,7 @@ from exporter.site import (
     render_site,
 )
 from exporter.storage import LocalTarget
+from tests.support.pages import stale_pages
 
 REPO = Path(__file__).resolve().parents[1]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -156,8 +161,17 @@ def built(published: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     root = tmp_path_factory.mktemp("site") / "public"
     shutil.copytree(published, root, ignore=WITHOUT_PAGES)
     target = RecordingTarget(root)
-    assert build_site(target) == 11  # landing + 2 sites + 8 tables
+    assert build_site(target) == len(PAGES)
     return root, target.puts
+
+
+# The seed publish: landing, 2 sites, 8 tables, and one month (2022-09) of each table.
+TABLES = [(s, t) for s in ("1", "2") for t in ("bank", "etc", "pcs", "rack")]
+PAGES = (
+    ["index.html", "sites/1/index.html", "sites/2/index.html"]
+    + [f"sites/{s}/{t}/index.html" for s, t in TABLES]
+    + [f"sites/{s}/{t}/2022-09/index.html" for s, t in TABLES]
+)
 
 
 @pytest.fixture(scope="module")
@@ -170,15 +184,7 @@ def test_a_build_writes_each_page_once_and_a_rebuild_writes_nothing(
 ) -> None:
     root, puts = built
     page = (HTML_TYPE, "no-cache")  # pages change with every publish: always revalidate
-    assert sorted(puts) == sorted(
-        [("index.html", *page)]
-        + [(f"sites/{s}/index.html", *page) for s in ("1", "2")]
-        + [
-            (f"sites/{s}/{t}/index.html", *page)
-            for s in ("1", "2")
-            for t in ("bank", "etc", "pcs", "rack")
-        ]
-    )
+    assert sorted(puts) == sorted((key, *page) for key in PAGES)
     again = RecordingTarget(root)
     assert build_site(again) == 0 and again.puts == []
 
@@ -191,7 +197,7 @@ def test_nothing_published_builds_nothing(tmp_path: Path) -> None:
 def test_every_link_resolves_to_a_file_of_the_tree(tree: Path) -> None:
     linked_files = set()
     pages = sorted(tree.rglob("*.html"))
-    assert len(pages) == 11
+    assert [p.relative_to(tree).as_posix() for p in pages] == sorted(PAGES)
     for page in pages:
         root = parse(page.read_bytes())
         for element in root.iter():
@@ -219,17 +225,26 @@ def test_every_link_resolves_to_a_file_of_the_tree(tree: Path) -> None:
     assert linked_files == published
 
 
-def test_table_pages_show_the_manifest_day_by_day(tree: Path) -> None:
+def test_table_and_month_pages_show_the_manifest_day_by_day(tree: Path) -> None:
     for site in ("1", "2"):
         for name, table in read(tree, site).tables.items():
             root = parse((tree / f"sites/{site}/{name}/index.html").read_bytes())
-            assert stat(root, "total-days") == str(len(table.partitions))
-            assert stat(root, "total-rows") == fmt_int(sum(p.rows for p in table.partitions))
-            assert stat(root, "total-duplicates") == fmt_int(
-                sum(p.duplicates for p in table.partitions)
-            )
+            month = parse((tree / f"sites/{site}/{name}/2022-09/index.html").read_bytes())
+            for page in (root, month):  # every day is in September
+                assert stat(page, "total-days") == str(len(table.partitions))
+                assert stat(page, "total-rows") == fmt_int(sum(p.rows for p in table.partitions))
+                assert stat(page, "total-duplicates") == fmt_int(
+                    sum(p.duplicates for p in table.partitions)
+                )
+            (listed,) = find(by_id(root, "months"), "tbody")
+            assert cells(listed)[:3] == [
+                "Sep 2022",
+                str(len(table.partitions)),
+                fmt_int(sum(p.rows for p in table.partitions)),
+            ]
+            assert find(listed, "th/a").get("href") == "2022-09/index.html"
             for p in table.partitions:
-                row = by_id(root, f"d-{p.date}")
+                row = by_id(month, f"d-{p.date}")
                 date, status, rows, extent, duplicates, csv, parquet = cells(row)
                 assert (date, rows, duplicates) == (p.date, fmt_int(p.rows), fmt_int(p.duplicates))
                 assert status == ("complete" if p.complete else "partial")
@@ -238,7 +253,7 @@ def test_table_pages_show_the_manifest_day_by_day(tree: Path) -> None:
                     entry = p.files[fmt]
                     assert cell == f"{fmt.upper()} {fmt_bytes(entry.bytes)} {entry.sha256}"
                     (link,) = [a for a in row.iter("a") if a.get("href", "").endswith(f".{fmt}")]
-                    assert link.get("href") == f"../../../{entry.path}"
+                    assert link.get("href") == f"../../../../{entry.path}"
                     assert link.get("download") is not None
             schema = find(by_id(root, "schema"), "tbody")
             assert [cells(r)[:4] for r in schema] == [
@@ -248,11 +263,11 @@ def test_table_pages_show_the_manifest_day_by_day(tree: Path) -> None:
 
 def test_seed_rack_page_shows_known_values(tree: Path) -> None:
     """The edge rows of tests/conftest.py: a duplicate on 2022-09-02, a late 09-01 row."""
-    root = parse((tree / "sites/1/rack/index.html").read_bytes())
+    root = parse((tree / "sites/1/rack/2022-09/index.html").read_bytes())
     first, second = (cells(by_id(root, f"d-2022-09-{d:02d}")) for d in (1, 2))
     assert first[3] == "00:00:00 – 23:59:59.999999"
     assert second[4] == "1"
-    assert [text(h) for h in root.iter("h3") if h.get("id") == "m-2022-09-h"] == ["Sep 2022"]
+    assert text(find(root, ".//h1")) == "Sep 2022"
 
 
 def test_site_and_landing_pages_sum_up_the_manifests(tree: Path) -> None:
@@ -329,9 +344,10 @@ def test_the_calendar_marks_gaps_and_partial_days() -> None:
     assert text(rects["2022-09-05"]) == "2022-09-05: 10 rows (partial)"
     assert text(rects["2022-09-03"]) == "2022-09-03: no data"
     links = [a.get("href") for a in svg.iter(f"{SVG}a")]
-    assert links == ["#d-2022-09-01", "#d-2022-09-02", "#d-2022-09-04", "#d-2022-09-05"]
-    assert cells(by_id(root, "d-2022-09-05"))[1] == "partial"
-    assert stat(root, "total-partial") == "1"
+    assert links == [f"2022-09/index.html#d-2022-09-0{d}" for d in (1, 2, 4, 5)]
+    month = parse(pages["sites/1/rack/2022-09/index.html"])
+    assert cells(by_id(month, "d-2022-09-05"))[1] == "partial"
+    assert stat(root, "total-partial") == stat(month, "total-partial") == "1"
 
 
 def test_a_calendar_per_year_and_months_in_order() -> None:
@@ -339,13 +355,14 @@ def test_a_calendar_per_year_and_months_in_order() -> None:
     root = parse(render_site(catalog("1"), {"1": manifest(*days)})["sites/1/rack/index.html"])
     labels_ = [e.get("aria-label") for e in root.iter(f"{SVG}svg") if "calendar" in e.get("class")]
     assert labels_ == ["Calendar of rows per day 2022", "Calendar of rows per day 2023"]
-    months = [text(h) for h in root.iter("h3") if h.get("id", "").startswith("m-")]
+    months = [cells(r)[0] for r in find(by_id(root, "months"), "tbody")]
     assert months == ["Dec 2022", "Jan 2023", "Feb 2023"]
 
 
 def test_days_are_listed_in_date_order_whatever_the_manifest_order() -> None:
     days = [partition("2022-09-03", 5), partition("2022-09-01", 5), partition("2022-09-02", 5)]
-    root = parse(render_site(catalog("1"), {"1": manifest(*days)})["sites/1/rack/index.html"])
+    pages = render_site(catalog("1"), {"1": manifest(*days)})
+    root = parse(pages["sites/1/rack/2022-09/index.html"])
     listed = [r.get("data-day") for r in root.iter("tr") if r.get("data-day")]
     assert listed == ["2022-09-01", "2022-09-02", "2022-09-03"]
 
@@ -356,7 +373,12 @@ def test_charts_plot_measurements_with_their_numbers_as_a_table() -> None:
         partition("2022-09-02", 10, stats={"rack_soc": {"min": None, "max": None, "mean": None}}),
         partition("2022-09-03", 10, stats={"rack_soc": {"min": 1.5, "max": 2.5, "mean": 2.0}}),
     ]
-    root = parse(render_site(catalog("1"), {"1": manifest(*days)})["sites/1/rack/index.html"])
+    pages = render_site(catalog("1"), {"1": manifest(*days)})
+    table = parse(pages["sites/1/rack/index.html"])
+    root = parse(pages["sites/1/rack/2022-09/index.html"])
+    # The table's page draws the same chart, without the numbers (its month's page has them).
+    assert [e.get("aria-label") for e in table.iter(f"{SVG}svg") if e.get("class") == "chart"]
+    assert [t for t in table.iter("table") if "compact" in t.get("class", "")] == []
     charts = [e for e in root.iter(f"{SVG}svg") if e.get("class") == "chart"]
     # rack_id is a device key, not a measurement: only rack_soc gets a chart.
     assert [c.get("aria-label") for c in charts] == [
@@ -404,7 +426,7 @@ def test_statistics_that_are_not_finite_numbers_are_left_out() -> None:
     odd = {"rack_soc": {"min": "<b>x</b>", "max": float("inf"), "mean": 3, "nulls": 0}}
     root = parse(
         render_site(catalog("1"), {"1": manifest(partition("2022-09-01", 1, stats=odd))})[
-            "sites/1/rack/index.html"
+            "sites/1/rack/2022-09/index.html"
         ]
     )
     (numbers,) = [t for t in root.iter("table") if "compact" in t.get("class", "")]
@@ -450,7 +472,8 @@ def test_hostile_text_from_the_catalog_and_manifests_is_inert() -> None:
     row = cells(list(find(by_id(table, "schema"), "tbody"))[2])
     assert row == [HOSTILE_TEXT, "float", HOSTILE_TEXT, "yes", HOSTILE_TEXT, HOSTILE_TEXT]
     # The bad file path cannot become a link; the public URL is not used for snippets.
-    (csv,) = [a for a in by_id(table, "d-2022-09-02").iter("a")]
+    month = parse(pages["sites/1/rack/2022-09/index.html"])
+    (csv,) = [a for a in by_id(month, "d-2022-09-02").iter("a")]
     assert csv.get("href") == "#"
     assert "javascript" not in "".join("".join(p.itertext()) for p in table.iter("pre"))
 
@@ -523,13 +546,14 @@ def test_pages_speak_the_catalog_language(language: str, rows: str, download: st
         root = parse(page)
         assert root.get("lang") == language, key
     table = parse(pages["sites/1/rack/index.html"])
-    assert text(by_id(table, "days-h")) == download
-    day_tables = [t for t in table.iter("table") if "days" in t.get("class", "")]
+    month = parse(pages["sites/1/rack/2022-09/index.html"])
+    assert text(by_id(table, "months-h")) == text(by_id(month, "days-h")) == download
+    day_tables = [t for t in month.iter("table") if "days" in t.get("class", "")]
     assert rows in [text(th) for th in find(day_tables[0], "thead").iter("th")]
     if language == "ko":
-        assert cells(by_id(table, "d-2022-09-02"))[1] == "미완료"
-        month = [text(h) for h in table.iter("h3") if h.get("id") == "m-2022-09-h"]
-        assert month == ["2022년 9월"]
+        assert cells(by_id(month, "d-2022-09-02"))[1] == "미완료"
+        assert text(find(month, ".//h1")) == "2022년 9월"
+        assert cells(list(find(by_id(table, "months"), "tbody"))[0])[0] == "2022년 9월"
         assert stat(parse(pages["index.html"]), "total-rows") == "10"
         assert text(by_id(parse(pages["index.html"]), "totals-h")) == "한눈에 보기"
 
@@ -621,7 +645,7 @@ def test_site_command_rebuilds_pages_from_the_manifests_alone(
     shutil.copytree(published, root, ignore=WITHOUT_PAGES)
     first = cli("site", "--target", str(root))
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == f"wrote 11 page(s) to {root}"
+    assert first.stdout.strip() == f"wrote {len(PAGES)} page(s) to {root}"
     (root / "sites/2/etc/index.html").unlink()
     again = cli("site", "--target", str(root))
     assert again.stdout.strip() == f"wrote 1 page(s) to {root}"
@@ -632,3 +656,77 @@ def test_site_commands_have_help_with_an_example(command: str) -> None:
     result = cli(command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Example" in result.stdout and f"ess-export {command} --target" in result.stdout
+
+
+# --- rendering only what a run changed -------------------------------------------------------
+
+
+def demo_config(tmp_path: Path, days: int) -> Config:
+    write_sqlite(tmp_path / "src", start=date(2022, 8, 30), days=days, interval_s=3600)
+    return load(Path("config/demo.toml"), env={"ESS_DEMO_DIR": str(tmp_path / "src")})
+
+
+LATER = datetime(2022, 9, 20, tzinfo=UTC)  # every demo day complete, none in the lookback
+
+
+def test_a_run_renders_only_the_pages_its_changes_touch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, out = demo_config(tmp_path, days=3), tmp_path / "public"
+    run(config, target=str(out), now=LATER, until=date(2022, 8, 31))  # August only
+    before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.html")}
+    written: list[str] = []
+    put = LocalTarget.put
+
+    def recording(self: LocalTarget, key: str, *args: Any, **kw: Any) -> None:
+        written.append(key)
+        put(self, key, *args, **kw)
+
+    monkeypatch.setattr(LocalTarget, "put", recording)
+    report = run(config, target=str(out), now=LATER, sites=["1"])  # site 1 gains 2022-09-01
+    assert report.partitions == 4
+    tables = ("bank", "etc", "pcs", "rack")
+    assert sorted(k for k in written if k.endswith(".html")) == sorted(
+        ["index.html", "sites/1/index.html"]
+        + [f"sites/1/{t}/index.html" for t in tables]
+        + [f"sites/1/{t}/2022-09/index.html" for t in tables]
+    )
+    for key, html in before.items():  # August's pages and all of site 2's stay as they were
+        if key.startswith("sites/2/") or "/2022-08/" in key:
+            assert (out / key).read_bytes() == html, key
+    assert stale_pages(LocalTarget(out)) == []
+
+
+def test_a_run_stopped_before_its_catalog_leaves_its_pages_to_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, out = demo_config(tmp_path, days=3), tmp_path / "public"
+    run(config, target=str(out), now=LATER, until=date(2022, 8, 31))
+    with monkeypatch.context() as patch:
+
+        def dies(*_: Any) -> None:
+            raise PublishError("the run stops here")
+
+        patch.setattr("exporter.pipeline.put_pages", dies)
+        with pytest.raises(PublishError):
+            run(config, target=str(out), now=LATER)  # manifests written, pages and catalog not
+    assert "sites/1/rack/2022-09/index.html" in stale_pages(LocalTarget(out))
+    report = run(config, target=str(out), now=LATER)  # nothing left to export ...
+    assert report.partitions == 0
+    assert stale_pages(LocalTarget(out)) == []  # ... but the pages caught up
+
+
+def test_new_templates_render_every_page_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, out = demo_config(tmp_path, days=2), tmp_path / "public"
+    run(config, target=str(out), now=LATER)
+    page = out / "sites/2/pcs/2022-08/index.html"
+    page.write_bytes(b"rendered by an older version")
+    assert run(config, target=str(out), now=LATER).partitions == 0
+    assert page.read_bytes() == b"rendered by an older version"  # nothing changed: no render
+    catalog = json.loads((out / "catalog.json").read_text())
+    catalog["generator"]["site_templates"] = "sha256:older"
+    (out / "catalog.json").write_text(json.dumps(catalog))
+    run(config, target=str(out), now=LATER)
+    assert stale_pages(LocalTarget(out)) == []

@@ -127,27 +127,26 @@ def test_browse_from_the_landing_page_to_a_download(tree: Path, server: str, pag
     expect(page.get_by_role("heading", level=1)).to_have_text("rack")
     screenshot(page, "site-table.png")
 
+    # The script shows this server's URL in the examples.
+    curl = page.locator("pre[data-snippet=curl]")
+    expect(curl).to_contain_text(f"BASE='{server.rstrip('/')}'")
+
+    page.locator("#months").get_by_role("link", name="Sep 2022", exact=True).click()
+    expect(page).to_have_url(server + "sites/1/rack/2022-09/index.html")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sep 2022")
+    screenshot(page, "site-month.png")
     row = page.locator(f"#d-{day.date}")
     for fmt in ("csv", "parquet"):
         with page.expect_download() as download:
             row.locator(f"a.file.{fmt}").click()
         assert download.value.suggested_filename == Path(day.files[fmt].path).name
         assert sha256(download.value.path()) == day.files[fmt].sha256
+    expect(page.locator("tr[data-day]")).to_have_count(len(manifest.tables["rack"].partitions))
 
-    # The script shows this server's URL in the examples and filters the days.
-    curl = page.locator("pre[data-snippet=curl]")
-    expect(curl).to_contain_text(f"BASE='{server.rstrip('/')}'")
-    page.get_by_label("Filter days").fill("2022-09-02")
-    expect(page.locator("tr[data-day]:visible")).to_have_count(1)
-    expect(page.locator("#d-2022-09-01")).to_be_hidden()
-    page.get_by_label("Filter days").fill("")
-    expect(page.locator("tr[data-day]:visible")).to_have_count(
-        len(manifest.tables["rack"].partitions)
-    )
-
-    # A calendar day links to its row.
-    page.locator(f'svg.calendar a[href="#d-{day.date}"]').click()
-    expect(page).to_have_url(server + f"sites/1/rack/index.html#d-{day.date}")
+    # A calendar day of the table's page links to its row on the month's page.
+    page.go_back()
+    page.locator(f'svg.calendar a[href="2022-09/index.html#d-{day.date}"]').click()
+    expect(page).to_have_url(server + f"sites/1/rack/2022-09/index.html#d-{day.date}")
 
 
 def test_the_curl_example_downloads_every_day(
@@ -175,7 +174,12 @@ def test_the_curl_example_downloads_every_day(
 def test_pages_fit_a_phone_screen(server: str, browser: Browser) -> None:
     context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
     page = context.new_page()
-    for path in ("index.html", "sites/1/index.html", "sites/1/rack/index.html"):
+    for path in (
+        "index.html",
+        "sites/1/index.html",
+        "sites/1/rack/index.html",
+        "sites/1/rack/2022-09/index.html",
+    ):
         page.goto(server + path)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, (path, overflow)
@@ -199,7 +203,7 @@ def test_hostile_pages_run_nothing_in_a_browser(page: Page, tmp_path: Path) -> N
     for key, html in hostile_pages().items():
         (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / key).write_bytes(html)
-    for key in ("index.html", "sites/1/index.html", "sites/1/rack/index.html"):
+    for key in hostile_pages():
         page.goto((tmp_path / key).as_uri())
         expect(page.locator("main")).to_contain_text("<script>alert(1)</script>")
         for link in page.locator("a[href]").all():

@@ -1,0 +1,32 @@
+"""Are a target's pages what a full render of its catalog and manifests gives now?"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from exporter.publish import CATALOG_KEY, read_manifest
+from exporter.site import render_site
+from exporter.storage import Target
+
+# The footer's "updated" time: a page nothing changed keeps the time it was rendered at.
+_UPDATED = re.compile(rb'<time datetime="[0-9T:-]+Z">[^<]*</time>')
+
+
+def stale_pages(target: Target) -> list[str]:
+    """Keys of pages that are missing or differ from a full render (the footer time aside)."""
+    raw = target.get(CATALOG_KEY)
+    if raw is None:
+        return []
+    catalog = json.loads(raw)
+    manifests = {}
+    for entry in catalog["sites"]:
+        manifest = read_manifest(target, entry["site"])
+        if manifest is not None:
+            manifests[entry["site"]] = manifest
+    stale = []
+    for key, html in render_site(catalog, manifests).items():
+        stored = target.get(key)
+        if stored is None or _UPDATED.sub(b"", stored) != _UPDATED.sub(b"", html):
+            stale.append(key)
+    return stale
