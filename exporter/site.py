@@ -26,7 +26,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from itertools import groupby
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -347,6 +346,7 @@ class SiteChanges:
 
 
 def _by_month(partitions: Iterable[Partition]) -> dict[str, list[Partition]]:
+    """The days grouped by month ("2022-09"), in date order."""
     months: dict[str, list[Partition]] = {}
     for p in sorted(partitions, key=attrgetter("date")):
         months.setdefault(p.date[:7], []).append(p)
@@ -420,9 +420,9 @@ def _partitions(manifest: SiteManifest) -> list[Partition]:
 def _months(table: TableManifest, t: dict[str, Any]) -> list[tuple[str, str, list[Partition]]]:
     """The days grouped by month: ("2022-09", title, partitions)."""
     months = []
-    for month, days in groupby(table.partitions, key=lambda p: p.date[:7]):
+    for month, days in _by_month(table.partitions).items():
         title = t["month_title"].format(year=month[:4], month=t["months"][int(month[5:]) - 1])
-        months.append((month, title, list(days)))
+        months.append((month, title, days))
     return months
 
 
