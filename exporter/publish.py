@@ -28,6 +28,8 @@ from .manifest import (
     build_catalog,
     build_datapackage,
     manifest_key,
+    parse_site_manifest,
+    site_manifest_json,
     to_json,
 )
 from .storage import Target
@@ -93,7 +95,7 @@ def read_published(target: Target, site: str) -> Published | None:
     if raw is None:
         return None
     try:
-        manifest = SiteManifest.from_dict(json.loads(raw))
+        manifest = parse_site_manifest(raw)
     except (ValueError, KeyError, TypeError) as exc:
         raise PublishError(
             f"{target.url(key)} is not a valid manifest ({exc}); re-export the site with --rebuild"
@@ -121,7 +123,7 @@ def still_published(target: Target, site: str, known: Published | None) -> Publi
 
 def commit_site(target: Target, manifest: SiteManifest) -> Published:
     """Name the site's (already verified) files: the publish of this site takes effect."""
-    raw = to_json(manifest.to_dict(), compact=True)
+    raw = site_manifest_json(manifest)
     target.put(manifest_key(manifest.site), raw, JSON_TYPE, cache_control=DOCUMENT_CACHE)
     return Published(manifest, hashlib.sha256(raw).hexdigest())
 

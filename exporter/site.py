@@ -36,6 +36,7 @@ from markupsafe import Markup, escape
 from . import publish
 from .config import NAME_PATTERN
 from .errors import PublishError
+from .gcpause import gc_paused
 from .manifest import Column, Partition, SiteManifest, TableManifest
 from .storage import Target
 
@@ -214,6 +215,13 @@ def render_site(
     Every page, or the landing page plus those `only` selects: a run renders the pages its
     changes touch, so that adding a day costs the same after a year as after a week.
     """
+    with gc_paused():
+        return _render(catalog, manifests, only)
+
+
+def _render(
+    catalog: dict[str, Any], manifests: dict[str, SiteManifest], only: Selection | None
+) -> dict[str, bytes]:
     language = str(catalog.get("language"))
     language = language if language in labels() else "en"
     t = labels()[language]
@@ -436,14 +444,24 @@ def _calendars(table: TableManifest, t: dict[str, Any]) -> list[Markup]:
     if not table.partitions:
         return []
     first, last = (date.fromisoformat(table.partitions[i].date) for i in (0, -1))
-    return [_calendar(year, first, last, table, t) for year in range(first.year, last.year + 1)]
+    by_day = {p.date: p for p in table.partitions}
+    peak = max(p.rows for p in table.partitions) or 1
+    words = {k: escape(t[k]) for k in ("no_data", "rows_in_day", "partial_short")}
+    return [
+        _calendar(year, first, last, by_day, peak, words, t)
+        for year in range(first.year, last.year + 1)
+    ]
 
 
 def _calendar(
-    year: int, first: date, last: date, table: TableManifest, t: dict[str, Any]
+    year: int,
+    first: date,
+    last: date,
+    by_day: dict[str, Partition],
+    peak: int,
+    words: dict[str, Markup],
+    t: dict[str, Any],
 ) -> Markup:
-    by_day = {p.date: p for p in table.partitions}
-    peak = max(p.rows for p in table.partitions) or 1
     start = max(first, date(year, 1, 1)).replace(day=1)
     end = min(last, date(year, 12, 31)).replace(day=28) + timedelta(days=4)
     end -= timedelta(days=end.day)  # the last day of that month
@@ -453,22 +471,25 @@ def _calendar(
         f"{escape(t['weekdays'][row])}</text>"
         for row in (0, 2, 4)
     ]
+    size = f'width="{CELL}" height="{CELL}" rx="2"'
     for offset in range((end - start).days + 1):
         day = start + timedelta(days=offset)
-        iso, p = day.isoformat(), by_day.get(day.isoformat())
+        iso = day.isoformat()
+        p = by_day.get(iso)
         x, y = LEFT + (day - origin).days // 7 * STEP, TOP + day.weekday() * STEP
         if day.day == 1:
             month = escape(t["months"][day.month - 1])
             parts.append(f'<text x="{x}" y="{TOP - 7}" class="month">{month}</text>')
-        box = f'x="{x}" y="{y}" width="{CELL}" height="{CELL}" rx="2" data-date="{iso}"'
+        box = f'x="{x}" y="{y}" {size} data-date="{iso}"'
         if p is None:
             kind = "gap" if first <= day <= last else "out"
-            tip = f"{iso}: {escape(t['no_data'])}"
-            parts.append(f'<rect class="{kind}" {box}><title>{tip}</title></rect>')
+            parts.append(
+                f'<rect class="{kind}" {box}><title>{iso}: {words["no_data"]}</title></rect>'
+            )
             continue
         level = f"l{max(1, math.ceil(4 * p.rows / peak))}" + ("" if p.complete else " partial")
-        note = "" if p.complete else f" ({escape(t['partial_short'])})"
-        tip = f"{iso}: {p.rows:,} {escape(t['rows_in_day'])}{note}"
+        note = "" if p.complete else f" ({words['partial_short']})"
+        tip = f"{iso}: {p.rows:,} {words['rows_in_day']}{note}"
         parts.append(
             f'<a href="{iso[:7]}/index.html#d-{iso}"><rect class="{level}" {box}>'
             f"<title>{tip}</title></rect></a>"
@@ -481,11 +502,17 @@ def _calendar(
     )
 
 
+CHART_WIDTH, CHART_HEIGHT = 320, 120
+CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BOTTOM = 56, 10, 10, 24
+
+
 def _charts(
     columns: Iterable[Column], keys: Iterable[str], partitions: Sequence[Partition], t: dict
 ) -> list[dict[str, Any]]:
     """A min / mean / max chart of `partitions` per numeric measurement column (device keys
     left out)."""
+    days = [date.fromisoformat(p.date) for p in partitions]
+    xs = _x_positions(days)  # shared by every chart of the page
     charts = []
     for column in columns:
         if column.type not in _NUMERIC or column.name in keys:
@@ -501,8 +528,17 @@ def _charts(
             label = f"{t['chart_label']} {column.name}" + (
                 f" ({column.unit})" if column.unit else ""
             )
-            charts.append({"column": column, "series": series, "svg": _chart(series, label)})
+            svg = _chart(series, days, xs, label)
+            charts.append({"column": column, "series": series, "svg": svg})
     return charts
+
+
+def _x_positions(days: list[date]) -> list[str]:
+    span = (days[-1] - days[0]).days if days else 0
+    plot = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
+    return [
+        f"{CHART_LEFT + plot * ((day - days[0]).days / span if span else 0.5):.1f}" for day in days
+    ]
 
 
 def _finite(value: object) -> float | None:
@@ -512,40 +548,38 @@ def _finite(value: object) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _chart(series: list[tuple[str, Any, Any, Any]], label: str) -> Markup:
+def _chart(
+    series: list[tuple[str, Any, Any, Any]], days: list[date], xs: list[str], label: str
+) -> Markup:
     """Daily min-max band and mean line; breaks where a day or a value is missing."""
-    width, height, left, right, top, bottom = 320, 120, 56, 10, 10, 24
+    width, height, left, right = CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_RIGHT
+    top, bottom = CHART_TOP, CHART_BOTTOM
     values = [v for row in series for v in row[1:] if v is not None]
     lo, hi = min(values), max(values)
     if lo == hi:
         pad = abs(lo) * 0.05 or 1.0
         lo, hi = max(lo - pad, -sys.float_info.max), min(hi + pad, sys.float_info.max)
     half_span = hi / 2 - lo / 2  # halves: finite even from -1.8e308 to 1.8e308
-    days = [date.fromisoformat(row[0]) for row in series]
-    span = (days[-1] - days[0]).days
-
-    def x(day: date) -> str:
-        share = (day - days[0]).days / span if span else 0.5
-        return f"{left + (width - left - right) * share:.1f}"
 
     def y(v: float) -> str:
         return f"{top + (height - top - bottom) * ((hi / 2 - v / 2) / half_span):.1f}"
 
-    bands = _runs([(d, row[1], row[3]) for d, row in zip(days, series, strict=True)])
-    means = _runs([(d, row[2]) for d, row in zip(days, series, strict=True)])
+    # Points carry their day (to find gaps) and their x, computed once per page.
+    bands = _runs([(d, x, row[1], row[3]) for d, x, row in zip(days, xs, series, strict=True)])
+    means = _runs([(d, x, row[2]) for d, x, row in zip(days, xs, series, strict=True)])
     parts = [
         f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(v)}" y2="{y(v)}"/>'
         f'<text class="tick" x="{left - 4}" y="{float(y(v)) + 4:.1f}">{format(v, ".3g")}</text>'
         for v in (hi, lo)
     ]
     for run in bands:
-        edge = [f"{x(d)},{y(vmax)}" for d, _, vmax in run]
-        edge += [f"{x(d)},{y(vmin)}" for d, vmin, _ in reversed(run)]
+        edge = [f"{x},{y(vmax)}" for _, x, _, vmax in run]
+        edge += [f"{x},{y(vmin)}" for _, x, vmin, _ in reversed(run)]
         parts.append(f'<polygon class="band" points="{" ".join(edge)}"/>')
-    path = " ".join("M" + " L".join(f"{x(d)},{y(v)}" for d, v in run) for run in means)
+    path = " ".join("M" + " L".join(f"{x},{y(v)}" for _, x, v in run) for run in means)
     parts.append(f'<path class="mean" d="{path}"/>')
     if len(days) <= 62:
-        dots = (f'<circle cx="{x(d)}" cy="{y(v)}" r="2"/>' for run in means for d, v in run)
+        dots = (f'<circle cx="{x}" cy="{y(v)}" r="2"/>' for run in means for _, x, v in run)
         parts.append(f'<g class="dots">{"".join(dots)}</g>')
     parts.append(f'<text class="date" x="{left}" y="{height - 6}">{escape(series[0][0])}</text>')
     parts.append(
@@ -559,7 +593,7 @@ def _chart(series: list[tuple[str, Any, Any, Any]], label: str) -> Markup:
 
 
 def _runs(points: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
-    """Split (day, value, ...) points into runs of consecutive days with every value set."""
+    """Split (day, x, value, ...) points into runs of consecutive days with every value set."""
     runs: list[list[tuple[Any, ...]]] = []
     previous: date | None = None
     for point in points:
