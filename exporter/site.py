@@ -117,16 +117,24 @@ class Coverage:
 
     @classmethod
     def of(cls, partitions: Iterable[Partition]) -> Coverage:
-        partitions = list(partitions)
-        dates = sorted({p.date for p in partitions})
+        # One plain loop: the landing and site pages sum a whole history on every run.
+        days: set[str] = set()
+        rows = size = partial = duplicates = 0
+        for p in partitions:
+            days.add(p.date)
+            rows += p.rows
+            partial += not p.complete
+            duplicates += p.duplicates
+            for file in p.files.values():
+                size += file.bytes
         return cls(
-            days=len(dates),
-            rows=sum(p.rows for p in partitions),
-            bytes=sum(f.bytes for p in partitions for f in p.files.values()),
-            first=dates[0] if dates else "",
-            last=dates[-1] if dates else "",
-            partial=sum(not p.complete for p in partitions),
-            duplicates=sum(p.duplicates for p in partitions),
+            days=len(days),
+            rows=rows,
+            bytes=size,
+            first=min(days, default=""),
+            last=max(days, default=""),
+            partial=partial,
+            duplicates=duplicates,
         )
 
 
@@ -248,11 +256,12 @@ def _render(
         html = env.get_template(template).render(common, root=root, **context)
         return html.encode("utf-8")
 
+    covered = {m.site: Coverage.of(_partitions(m)) for m in sites}
     pages = {
         "index.html": page(
             "index.html",
             "",
-            sites=[(m, Coverage.of(_partitions(m))) for m in sites],
+            sites=[(m, covered[m.site]) for m in sites],
             tables=sum(len(m.tables) for m in sites),
             total=Coverage.of(p for m in sites for p in _partitions(m)),
         )
@@ -266,7 +275,7 @@ def _render(
             for name in sorted(m.tables)
         ]
         pages[f"sites/{m.site}/index.html"] = page(
-            "site.html", "../../", site=m, tables=tables, total=Coverage.of(_partitions(m))
+            "site.html", "../../", site=m, tables=tables, total=covered[m.site]
         )
         for name, table, coverage in tables:
             if chosen is not None and name not in chosen:
