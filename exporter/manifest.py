@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from .config import Config
-from .gcpause import gc_paused
+from .memory import gc_paused
 from .write import CSV_DIALECT
 
 __all__ = [

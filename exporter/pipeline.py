@@ -13,11 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
-import pyarrow as pa
-
 from .config import Config, SiteConfig
 from .errors import ConfigError
 from .manifest import Column, FileEntry, Partition, Published, SiteManifest, TableManifest
+from .memory import release_freed_memory
 from .plan import Job, plan_table
 from .publish import (
     commit_catalog,
@@ -349,9 +348,8 @@ def _export_partition(
         sent = put_partition(out, encoded, unless_same, job.complete)
     finally:
         writer.discard()
-        # Arrow's allocator keeps freed pages; give them back so that memory stays bounded
-        # by one partition however many days a run exports.
-        pa.default_memory_pool().release_unused()
+        # So that memory stays bounded by one partition however many days a run exports.
+        release_freed_memory()
     report.bytes += sent
     report.unchanged += sent == 0
     report.partitions += 1

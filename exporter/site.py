@@ -36,8 +36,8 @@ from markupsafe import Markup, escape
 from . import publish
 from .config import NAME_PATTERN
 from .errors import PublishError
-from .gcpause import gc_paused
 from .manifest import Column, Partition, SiteManifest, TableManifest
+from .memory import gc_paused
 from .storage import Target
 
 __all__ = [
