@@ -234,11 +234,7 @@ def run(
                 after = _export_site(out, source, table_plans, before, config, report, progress)
                 known[site_id] = after
                 if after is not None and after is not before:
-                    changes[site_id] = SiteChanges.between(
-                        before.sha256 if before else None,
-                        before.manifest if before else None,
-                        after.manifest,
-                    )
+                    changes[site_id] = SiteChanges.between(before, after.manifest)
                 report.sites.append(site_id)
                 if prune_unnamed:  # listing every data file is the one cost that grows with them
                     report.unnamed += prune(out, [site_id], config.formats, delete=True)

@@ -130,8 +130,12 @@ def commit_site(target: Target, manifest: SiteManifest) -> Published:
 
 def read_catalog_sites(raw: bytes | None) -> set[str]:
     """Site ids listed by a catalog document; a damaged one lists nothing."""
-    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-        return {entry["site"] for entry in json.loads(raw or b'{"sites": []}')["sites"]}
+    return _listed_sites(_parsed(raw))
+
+
+def _listed_sites(catalog: dict[str, Any] | None) -> set[str]:
+    with contextlib.suppress(KeyError, TypeError, AttributeError):
+        return {entry["site"] for entry in (catalog or {"sites": []})["sites"]}
     return set()
 
 
@@ -160,7 +164,8 @@ def commit_catalog(
     for _ in range(CATALOG_ATTEMPTS):
         found = target.get_tagged(CATALOG_KEY)
         previous, tag = found if found else (None, None)
-        listed = sorted(read_catalog_sites(previous) | set(sites))
+        old = _parsed(previous)
+        listed = sorted(_listed_sites(old) | set(sites))
         manifests: dict[str, Published] = {}
         for site in listed:
             current = (
@@ -173,7 +178,6 @@ def commit_catalog(
         if not manifests and previous is None:
             return  # nothing was ever published: no empty catalog either
         catalog = build_catalog(config, manifests, utc_now(), generator)
-        old = _parsed(previous)
         if old is not None and {**old, "generated_at": None} == {**catalog, "generated_at": None}:
             return  # already what we would write: a no-op run rewrites nothing
         datapackage = build_datapackage(config, [p.manifest for p in manifests.values()])

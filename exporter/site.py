@@ -36,7 +36,7 @@ from markupsafe import Markup, escape
 from . import publish
 from .config import NAME_PATTERN
 from .errors import PublishError
-from .manifest import Column, Partition, SiteManifest, TableManifest
+from .manifest import Column, Partition, Published, SiteManifest, TableManifest
 from .memory import gc_paused
 from .storage import Target
 
@@ -344,11 +344,12 @@ class SiteChanges:
     """Changed tables: their changed months, or None for all; None: every page of the site."""
 
     @classmethod
-    def between(
-        cls, before: str | None, old: SiteManifest | None, new: SiteManifest
-    ) -> SiteChanges:
+    def between(cls, before: Published | None, new: SiteManifest) -> SiteChanges:
+        """From the manifest the run started from (None: none yet) to the one it published."""
+        old = before.manifest if before else None
+        sha256 = before.sha256 if before else None
         if old is None or (old.name, old.timezone) != (new.name, new.timezone):
-            return cls(before, None)  # shown on every page of the site
+            return cls(sha256, None)  # shown on every page of the site
         tables: dict[str, set[str] | None] = {}
         for name, table in new.tables.items():
             previous = old.tables.get(name)
@@ -359,7 +360,7 @@ class SiteChanges:
             months = {m for m in was.keys() | now.keys() if was.get(m) != now.get(m)}
             if months:
                 tables[name] = months
-        return cls(before, tables)
+        return cls(sha256, tables)
 
 
 def _by_month(partitions: Iterable[Partition]) -> dict[str, list[Partition]]:
