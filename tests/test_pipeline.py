@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -223,6 +224,11 @@ def test_manifest_json_reads_back_exactly(published: Path) -> None:
     big = {"max": 2**70, "mean": 1e-7, "name": 'Δ,"\n'}
     assert json.loads(to_json(big, compact=True)) == big
     assert json.loads(to_json({"rows": 5, "stats": big}, compact=True))["stats"] == big
+    first = next(iter(parsed.tables.values())).partitions[0]
+    huge = replace(first, stats={"x": big})
+    table = next(iter(parsed.tables))
+    odd = replace(parsed, tables={table: parsed.tables[table].with_partitions([huge])})
+    assert json.loads(site_manifest_json(odd)) == json.loads(json.dumps(odd.to_dict()))
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from exporter.site import (
     fmt_time,
     href,
     labels,
+    put_pages,
     render_site,
 )
 from exporter.storage import LocalTarget
@@ -187,6 +188,26 @@ def test_a_build_writes_each_page_once_and_a_rebuild_writes_nothing(
     assert sorted(puts) == sorted((key, *page) for key in PAGES)
     again = RecordingTarget(root)
     assert build_site(again) == 0 and again.puts == []
+
+
+class FailingTarget(RecordingTarget):
+    """Its third put fails, as a store refusing a request would."""
+
+    def put(self, key: str, data: bytes, content_type: str, **kw: Any) -> None:
+        if len(self.puts) == 2:
+            self.puts.append((key, "refused", None))
+            raise PublishError(f"{key}: refused")
+        super().put(key, data, content_type, **kw)
+
+
+def test_a_failed_page_put_stops_the_pages_and_is_raised(tmp_path: Path) -> None:
+    days = [partition(f"2022-{m:02}-01", 10) for m in range(1, 13)]  # 16 pages to send
+    target = FailingTarget(tmp_path)
+    with pytest.raises(PublishError, match="refused"):
+        put_pages(target, catalog("1"), {"1": manifest(*days)})
+    # Sent in order: two pages, then the refused one; nothing after it was sent.
+    assert [kind for _, kind, _ in target.puts] == [HTML_TYPE, HTML_TYPE, "refused"]
+    assert len(list(tmp_path.rglob("*.html"))) == 2
 
 
 def test_nothing_published_builds_nothing(tmp_path: Path) -> None:
