@@ -15,7 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 
 from .config import Config, SiteConfig
 from .errors import ConfigError
-from .manifest import Column, FileEntry, Partition, Published, SiteManifest, TableManifest
+from .manifest import (
+    Column,
+    FileEntry,
+    Partition,
+    Published,
+    SiteManifest,
+    TableManifest,
+    encode_stats,
+)
 from .memory import release_freed_memory
 from .plan import Job, plan_table
 from .publish import (
@@ -370,7 +378,7 @@ def _record(table: TableManifest, job: Job, encoded: EncodedPartition | None) ->
         max_timestamp=encoded.max_timestamp,
         duplicates=encoded.duplicates,
         fingerprint=found,
-        stats=encoded.stats,
+        stats_json=encode_stats(encoded.stats),
         files={fmt: FileEntry(f.key, f.size, f.sha256) for fmt, f in encoded.files.items()},
     )
     return table.with_partitions([partition])

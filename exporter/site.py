@@ -21,10 +21,8 @@ import json
 import math
 import re
 import sys
-import threading
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -417,31 +415,15 @@ def put_pages(
     only: Selection | None = None,
 ) -> int:
     """Render and put the pages (`only` these) whose bytes differ from the target's;
-    returns how many were written.
+    returns how many were written. The first failed put stops the rest.
 
-    One background thread sends the pages, in order, while the next ones render: the
-    requests mostly wait for the store, and that wait hides the rendering (a year's pages
-    take about 0.1 s). After a failed put nothing more is rendered or sent, and its error
-    is raised here.
+    (Sending each page from a thread while the next renders saved nothing: the sending
+    thread then waits for the interpreter lock on every response.)
     """
-    failed = threading.Event()
-
-    def send(key: str, html: bytes) -> bool:
-        if failed.is_set():
-            return False  # an earlier page failed: its error is the one raised
-        try:
-            return _put_page(target, key, html)
-        except BaseException:
-            failed.set()
-            raise
-
-    with gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="pages") as uploads:
-        sent: list[Future[bool]] = []
-        for key, html in _render(catalog, manifests, only):
-            if failed.is_set():
-                break
-            sent.append(uploads.submit(send, key, html))
-        return sum(f.result() for f in sent)
+    written = 0
+    for key, html in render_site(catalog, manifests, only).items():
+        written += _put_page(target, key, html)
+    return written
 
 
 def _put_page(target: Target, key: str, html: bytes) -> bool:
@@ -550,16 +532,14 @@ def _charts(
     left out)."""
     days = [date.fromisoformat(p.date) for p in partitions]
     xs = _x_positions(days)  # shared by every chart of the page
+    stats = [_dict(p.stats) for p in partitions]  # JSON in the manifest: decoded once
     charts = []
     for column in columns:
         if column.type not in _NUMERIC or column.name in keys:
             continue
         series = [
-            (
-                p.date,
-                *(_finite(p.stats.get(column.name, {}).get(k)) for k in ("min", "mean", "max")),
-            )
-            for p in partitions
+            (p.date, *(_finite(_dict(s.get(column.name)).get(k)) for k in ("min", "mean", "max")))
+            for p, s in zip(partitions, stats, strict=True)
         ]
         if any(v is not None for row in series for v in row[1:]):
             label = f"{t['chart_label']} {column.name}" + (
@@ -576,6 +556,10 @@ def _x_positions(days: list[date]) -> list[str]:
     return [
         f"{CHART_LEFT + plot * ((day - days[0]).days / span if span else 0.5):.1f}" for day in days
     ]
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _finite(value: object) -> float | None:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from exporter.manifest import SiteManifest, TableManifest
+from exporter.manifest import SiteManifest, TableManifest, parse_site_manifest
 from exporter.query import MAX_PAGE_SIZE, Dataset, QueryError, page_json, write_csv, write_parquet
 from tests.conftest import SeedSites
 from tests.support.seed import q
@@ -41,7 +41,7 @@ def rows_of(records: list[tuple]) -> list[tuple]:
 
 
 def manifest(root: Path, site: str) -> SiteManifest:
-    return SiteManifest.from_dict(json.loads((root / f"sites/{site}/manifest.json").read_text()))
+    return parse_site_manifest((root / f"sites/{site}/manifest.json").read_bytes())
 
 
 def instant(text: str | None) -> datetime | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -16,7 +15,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from exporter.manifest import SiteManifest
+from exporter.manifest import SiteManifest, parse_site_manifest
 from exporter.pipeline import run
 from exporter.plan import day_bounds
 from tests.conftest import EDGE_TEXTS, SeedSites
@@ -42,7 +41,7 @@ def rows_of(records: list[tuple]) -> Counter:
 
 
 def manifest(root: Path, site: str) -> SiteManifest:
-    return SiteManifest.from_dict(json.loads((root / f"sites/{site}/manifest.json").read_text()))
+    return parse_site_manifest((root / f"sites/{site}/manifest.json").read_bytes())
 
 
 def source_rows(dsn: str, table: str, columns: list[str], day: date | None = None) -> Counter:

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,21 @@ from urllib.parse import unquote
 
 import duckdb
 import html5lib
+import msgspec
 import pytest
 
 from exporter.config import Config, load
 from exporter.demo import write_sqlite
 from exporter.errors import PublishError
-from exporter.manifest import Column, FileEntry, Partition, SiteManifest, TableManifest
+from exporter.manifest import (
+    Column,
+    FileEntry,
+    Partition,
+    SiteManifest,
+    TableManifest,
+    encode_stats,
+    parse_site_manifest,
+)
 from exporter.pipeline import run
 from exporter.site import (
     HTML_TYPE,
@@ -91,7 +99,7 @@ def stat(root: ET.Element, id_: str) -> str:
 
 
 def read(root: Path, site: str) -> SiteManifest:
-    return SiteManifest.from_dict(json.loads((root / f"sites/{site}/manifest.json").read_text()))
+    return parse_site_manifest((root / f"sites/{site}/manifest.json").read_bytes())
 
 
 def partition(day: str, rows: int, *, site: str = "1", table: str = "rack", **kw: Any) -> Partition:
@@ -106,6 +114,7 @@ def partition(day: str, rows: int, *, site: str = "1", table: str = "rack", **kw
     values = {"rack_soc": {"min": 10.0, "max": 90.5, "mean": 50.25, "nulls": 0}}
     fields = dict(complete=True, duplicates=0, stats=values, files=files, fingerprint={})
     fields.update(kw)
+    fields["stats_json"] = encode_stats(fields.pop("stats"))
     return Partition(
         date=day,
         rows=rows,
@@ -454,6 +463,20 @@ def test_statistics_that_are_not_finite_numbers_are_left_out() -> None:
     assert [cells(r) for r in find(numbers, "tbody")] == [["2022-09-01", "–", "3", "–"]]
 
 
+def test_statistics_that_are_not_objects_are_left_out() -> None:
+    # A hand-edited manifest: statistics stay JSON text until a page reads them.
+    days = [
+        partition("2022-09-01", 1, stats={"rack_soc": 7}),
+        msgspec.structs.replace(partition("2022-09-02", 1), stats_json=msgspec.Raw(b"[1]")),
+        partition("2022-09-03", 1),
+    ]
+    page = render_site(catalog("1"), {"1": manifest(*days)})["sites/1/rack/2022-09/index.html"]
+    (numbers,) = [t for t in parse(page).iter("table") if "compact" in t.get("class", "")]
+    rows = [cells(r) for r in find(numbers, "tbody")]
+    assert rows[:2] == [["2022-09-01", "–", "–", "–"], ["2022-09-02", "–", "–", "–"]]
+    assert rows[2] == ["2022-09-03", "10", "50.25", "90.5"]
+
+
 def hostile_pages() -> dict[str, bytes]:
     columns = (
         Column("timestamp", "timestamp", "TIMESTAMP", False),
@@ -464,7 +487,7 @@ def hostile_pages() -> dict[str, bytes]:
     bad_file = FileEntry("javascript:alert(1)", 5, "0" * 64)
     days = [
         partition("2022-09-01", 10, stats=stats),
-        replace(partition("2022-09-02", 10, stats=stats), files={"csv": bad_file}),
+        partition("2022-09-02", 10, stats=stats, files={"csv": bad_file}),
     ]
     site = manifest(*days, name=HOSTILE_TEXT, timezone=HOSTILE_TEXT, columns=columns)
     document = catalog("1", **{k: HOSTILE_TEXT for k in ("title", "description", "license")})

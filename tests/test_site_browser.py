@@ -8,7 +8,6 @@ page's curl example. Screenshots of the three page kinds go to test-artifacts/.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from exporter.manifest import SiteManifest
+from exporter.manifest import parse_site_manifest
 from exporter.site import build_site
 from exporter.storage import LocalTarget
 from tests.test_site import hostile_pages
@@ -109,7 +108,7 @@ def sha256(path: str | os.PathLike[str]) -> str:
 
 
 def test_browse_from_the_landing_page_to_a_download(tree: Path, server: str, page: Page) -> None:
-    manifest = SiteManifest.from_dict(json.loads((tree / "sites/1/manifest.json").read_text()))
+    manifest = parse_site_manifest((tree / "sites/1/manifest.json").read_bytes())
     day = manifest.tables["rack"].partitions[0]
 
     page.goto(server + "index.html")
@@ -162,7 +161,7 @@ def test_the_curl_example_downloads_every_day(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    manifest = SiteManifest.from_dict(json.loads((tree / "sites/2/manifest.json").read_text()))
+    manifest = parse_site_manifest((tree / "sites/2/manifest.json").read_bytes())
     partitions = manifest.tables["bank"].partitions
     for p in partitions:
         assert sha256(tmp_path / p.files["parquet"].path) == p.files["parquet"].sha256
