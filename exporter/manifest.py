@@ -1,7 +1,8 @@
 """The published metadata: site manifests, the catalog and the Frictionless Data Package.
 
-Dataclasses mirror the JSON exactly (see DESIGN.md); `to_json` is deterministic so that an
-unchanged manifest serialises to the same bytes.
+Dataclasses (and, for the many partitions, msgspec Structs) mirror the JSON exactly (see
+DESIGN.md); `to_json` is deterministic so that an unchanged manifest serialises to the same
+bytes.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def parse_site_manifest(raw: bytes) -> SiteManifest:
 
     msgspec decodes straight into the classes below, checking each field's type, and
     rejects NaN and Infinity literals as malformed JSON. Each partition's statistics stay
-    JSON text until asked for: most of a manifest's values, and most of the time it took
-    to read a year's (5 ms instead of 30)."""
+    JSON text until asked for: they are most of a manifest's values, and reading a year's
+    manifest takes 7 ms instead of 40."""
     with gc_paused():
         return _site_manifest_decoder().decode(raw)
 
