@@ -39,9 +39,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Parsing a year's manifest allocates some 50,000 dicts and rendering its pages as many
-    tuples, none of them in a reference cycle. The collections those allocations trigger
-    free nothing, and once the heap holds the manifests each full one costs tens of ms.
+    """Rendering a year's pages allocates some 50,000 tuples and strings, none of them in a
+    reference cycle. The collections those allocations trigger free nothing, and with the
+    manifests on the heap each full one is dear (all pages: 1.17 s paused, 1.38 s not).
     Reference counting still frees everything as usual meanwhile."""
     enabled = gc.isenabled()
     gc.disable()

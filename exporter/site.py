@@ -22,7 +22,7 @@ import math
 import re
 import sys
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -224,13 +224,12 @@ def render_site(
     changes touch, so that adding a day costs the same after a year as after a week.
     """
     with gc_paused():
-        return dict(_render(catalog, manifests, only))
+        return _render(catalog, manifests, only)
 
 
 def _render(
     catalog: dict[str, Any], manifests: dict[str, SiteManifest], only: Selection | None
-) -> Iterator[tuple[str, bytes]]:
-    """The pages one by one; every manifest is checked before the first."""
+) -> dict[str, bytes]:
     language = str(catalog.get("language"))
     language = language if language in labels() else "en"
     t = labels()[language]
@@ -258,14 +257,15 @@ def _render(
         return html.encode("utf-8")
 
     covered = {m.site: Coverage.of(_partitions(m)) for m in sites}
-    landing = page(
-        "index.html",
-        "",
-        sites=[(m, covered[m.site]) for m in sites],
-        tables=sum(len(m.tables) for m in sites),
-        total=Coverage.of(p for m in sites for p in _partitions(m)),
-    )
-    yield "index.html", landing
+    pages = {
+        "index.html": page(
+            "index.html",
+            "",
+            sites=[(m, covered[m.site]) for m in sites],
+            tables=sum(len(m.tables) for m in sites),
+            total=Coverage.of(p for m in sites for p in _partitions(m)),
+        )
+    }
     for m in sites:
         if only is not None and m.site not in only:
             continue
@@ -274,13 +274,14 @@ def _render(
             (name, m.tables[name], Coverage.of(m.tables[name].partitions))
             for name in sorted(m.tables)
         ]
-        home = page("site.html", "../../", site=m, tables=tables, total=covered[m.site])
-        yield f"sites/{m.site}/index.html", home
+        pages[f"sites/{m.site}/index.html"] = page(
+            "site.html", "../../", site=m, tables=tables, total=covered[m.site]
+        )
         for name, table, coverage in tables:
             if chosen is not None and name not in chosen:
                 continue
             months = _months(table, t)
-            overview = page(
+            pages[f"sites/{m.site}/{name}/index.html"] = page(
                 "table.html",
                 "../../../",
                 site=m,
@@ -292,12 +293,11 @@ def _render(
                 recent=min(RECENT_DAYS, len(table.partitions)),
                 months=[(month, title, Coverage.of(days)) for month, title, days in months],
             )
-            yield f"sites/{m.site}/{name}/index.html", overview
             wanted = chosen.get(name) if chosen is not None else None
             for month, title, days in months:
                 if wanted is not None and month not in wanted:
                     continue
-                detail = page(
+                pages[f"sites/{m.site}/{name}/{month}/index.html"] = page(
                     "month.html",
                     "../../../../",
                     site=m,
@@ -307,7 +307,7 @@ def _render(
                     total=Coverage.of(days),
                     charts=_charts(table.columns, table.keys, days, t),
                 )
-                yield f"sites/{m.site}/{name}/{month}/index.html", detail
+    return pages
 
 
 def build_site(target: Target) -> int:
@@ -415,23 +415,15 @@ def put_pages(
     only: Selection | None = None,
 ) -> int:
     """Render and put the pages (`only` these) whose bytes differ from the target's;
-    returns how many were written. The first failed put stops the rest.
-
-    (Sending each page from a thread while the next renders saved nothing: the sending
-    thread then waits for the interpreter lock on every response.)
-    """
+    returns how many were written. (Sending them from a thread while the next one renders
+    measured no faster: that thread waits for the interpreter lock on every response.)"""
     written = 0
     for key, html in render_site(catalog, manifests, only).items():
-        written += _put_page(target, key, html)
+        info = target.head(key)
+        if info is None or info.sha256 != hashlib.sha256(html).hexdigest():
+            target.put(key, html, HTML_TYPE, cache_control=publish.DOCUMENT_CACHE)
+            written += 1
     return written
-
-
-def _put_page(target: Target, key: str, html: bytes) -> bool:
-    info = target.head(key)
-    if info is not None and info.sha256 == hashlib.sha256(html).hexdigest():
-        return False
-    target.put(key, html, HTML_TYPE, cache_control=publish.DOCUMENT_CACHE)
-    return True
 
 
 def make_server(directory: str | Path, host: str, port: int) -> ThreadingHTTPServer:
