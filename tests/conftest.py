@@ -11,7 +11,10 @@ import psycopg
 import pytest
 
 from exporter.config import Config, load
+from exporter.manifest import SiteManifest
 from exporter.pipeline import run
+from exporter.publish import read_manifest
+from exporter.storage import LocalTarget
 from tests.support.pgcluster import PgCluster
 from tests.support.seed import insert_rows, load_demo
 
@@ -126,6 +129,13 @@ def published(seed_sites: SeedSites, tmp_path_factory: pytest.TempPathFactory) -
     out = tmp_path_factory.mktemp("public")
     run(seed_sites.config(), target=str(out))
     return out
+
+
+def published_manifest(root: Path, site: str) -> SiteManifest:
+    """A site's manifest as a local publish under `root` holds it."""
+    manifest = read_manifest(LocalTarget(root), site)
+    assert manifest is not None, f"{root}: site {site} has no manifest"
+    return manifest
 
 
 # --- S3: moto's server on a loopback port ------------------------------------------------

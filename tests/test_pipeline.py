@@ -21,7 +21,6 @@ from frictionless import Package, validate
 from exporter import memory
 from exporter.errors import PublishError, SourceError
 from exporter.manifest import (
-    SiteManifest,
     encode_stats,
     parse_site_manifest,
     site_manifest_json,
@@ -29,7 +28,7 @@ from exporter.manifest import (
 )
 from exporter.pipeline import make_plan, run
 from exporter.storage import LocalTarget
-from tests.conftest import SeedSites
+from tests.conftest import SeedSites, published_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,10 +42,6 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
         timeout=300,
         env={**os.environ, **(env or {})},
     )
-
-
-def manifest(root: Path, site: str) -> SiteManifest:
-    return parse_site_manifest((root / f"sites/{site}/manifest.json").read_bytes())
 
 
 def test_demo_then_run_publishes_both_sites(tmp_path: Path) -> None:
@@ -67,14 +62,14 @@ def test_demo_then_run_publishes_both_sites(tmp_path: Path) -> None:
         assert entry["tables"] == ["bank", "etc", "pcs", "rack"]
     for site in ("1", "2"):
         with sqlite3.connect(tmp_path / "src" / f"ess{site}.sqlite") as db:
-            for name, table in manifest(pub, site).tables.items():
+            for name, table in published_manifest(pub, site).tables.items():
                 (count,) = db.execute(f'SELECT count(*) FROM "{name}"').fetchone()
                 assert sum(p.rows for p in table.partitions) == count
-    rack2 = manifest(pub, "2").tables["rack"]
+    rack2 = published_manifest(pub, "2").tables["rack"]
     by_name = {c.name: c.source for c in rack2.columns}
     assert by_name["rack_status_for_online"] == "RACK_STATUS_FOR_Online"
     assert by_name["rack_tray_volatge_imbalance_warning"] == "RACK_TRAY_VOLATGE_IMBALANCE_WARNING"
-    assert "bank_id" not in {c.name for c in manifest(pub, "2").tables["pcs"].columns}
+    assert "bank_id" not in {c.name for c in published_manifest(pub, "2").tables["pcs"].columns}
     # A second run has nothing new: every day is complete and older than the lookback.
     again = cli("run", "--config", "config/demo.toml", env=env)
     assert "exported 0 partition(s)" in again.stdout, again.stdout
@@ -172,7 +167,7 @@ def test_an_interrupted_run_leaves_valid_manifests(
     monkeypatch.setattr("exporter.pipeline.open_target", lambda uri, s3: failing)
     with pytest.raises(PublishError, match="No space left"):
         run(config, target=str(tmp_path), sites=["1"], rebuild=True)
-    after = manifest(tmp_path, "1")
+    after = published_manifest(tmp_path, "1")
     assert after.tables.keys() == json.loads(before)["tables"].keys()
     for table in after.tables.values():
         for partition in table.partitions:
@@ -243,9 +238,8 @@ def test_manifest_json_reads_back_exactly(published: Path) -> None:
                 want["complete"],
             )
             assert partition.fingerprint == want["fingerprint"]
-            assert {k: msgspec.structs.asdict(f) for k, f in partition.files.items()} == want[
-                "files"
-            ]
+            files = {fmt: msgspec.structs.asdict(f) for fmt, f in partition.files.items()}
+            assert files == want["files"]
     # Statistics the writer computed round-trip too, integers beyond 64 bits and odd text.
     odd_stats = {'Δ,"\n': {"max": 2**70, "mean": 1e-7, "min": -0.0, "nulls": 3}}
     table = next(iter(parsed.tables))

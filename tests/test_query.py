@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from exporter.manifest import SiteManifest, TableManifest, parse_site_manifest
+from exporter.manifest import TableManifest
 from exporter.query import MAX_PAGE_SIZE, Dataset, QueryError, page_json, write_csv, write_parquet
-from tests.conftest import SeedSites
+from tests.conftest import SeedSites, published_manifest
 from tests.support.seed import q
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -38,10 +38,6 @@ def canonical(value: Any) -> Any:
 
 def rows_of(records: list[tuple]) -> list[tuple]:
     return [tuple(canonical(v) for v in row) for row in records]
-
-
-def manifest(root: Path, site: str) -> SiteManifest:
-    return parse_site_manifest((root / f"sites/{site}/manifest.json").read_bytes())
 
 
 def instant(text: str | None) -> datetime | None:
@@ -150,7 +146,7 @@ def random_time(rng: random.Random) -> str:
 
 def random_cases(root: Path, count: int, seed: int) -> list[Case]:
     rng = random.Random(seed)
-    manifests = {site: manifest(root, site) for site in ("1", "2")}
+    manifests = {site: published_manifest(root, site) for site in ("1", "2")}
     cases = []
     for _ in range(count):
         site = rng.choice(["1", "2"])
@@ -177,7 +173,7 @@ def dataset(published: Path) -> Dataset:
 
 
 def check(dataset: Dataset, seed_sites: SeedSites, published: Path, case: Case) -> None:
-    table = manifest(published, case.site).tables[case.table]
+    table = published_manifest(published, case.site).tables[case.table]
     dsn = seed_sites.dsns[case.site]
     total, _ = postgres(dsn, table, case.table, case)
     pages = max(1, math.ceil(total / case.page_size))
@@ -347,7 +343,7 @@ def test_only_pruned_days_are_read(dataset: Dataset, published: Path) -> None:
         read.append(Path(path).name)
         return path
 
-    day1 = manifest(published, "1").tables["rack"].partitions[0]
+    day1 = published_manifest(published, "1").tables["rack"].partitions[0]
     dataset._local = spy  # type: ignore[method-assign]
     try:
         dataset.query("1", "rack", start="2022-09-02T10:00", end="2022-09-02T11:00")
@@ -375,13 +371,14 @@ def test_streamed_csv_is_the_published_csv(dataset: Dataset, published: Path) ->
         out = io.BytesIO()
         rows = write_csv(reader, out)
         expected_lines: list[str] = []
-        for partition in manifest(published, site).tables[name].partitions:
+        partitions = published_manifest(published, site).tables[name].partitions
+        for partition in partitions:
             text = (published / partition.files["csv"].path).read_bytes().decode()
             header, body = text.split("\n", 1)
             expected_lines = expected_lines or [header + "\n"]
             expected_lines.append(body)
         assert out.getvalue().decode() == "".join(expected_lines)
-        assert rows == sum(p.rows for p in manifest(published, site).tables[name].partitions)
+        assert rows == sum(p.rows for p in partitions)
 
 
 @pytest.mark.parametrize("table", ["bank", "etc", "pcs", "rack"])
@@ -390,7 +387,7 @@ def test_streamed_rows_match_postgres_in_order(
     dataset: Dataset, seed_sites: SeedSites, published: Path, site: str, table: str
 ) -> None:
     """Every column streams in file order (no sort): the files must be in the query's order."""
-    columns = manifest(published, site).tables[table]
+    columns = published_manifest(published, site).tables[table]
     for case in (
         Case(site, table),
         Case(site, table, fields=(columns.columns[-1].name, "timestamp"), end="2022-09-02T00:00"),

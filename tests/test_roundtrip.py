@@ -15,10 +15,9 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from exporter.manifest import SiteManifest, parse_site_manifest
 from exporter.pipeline import run
 from exporter.plan import day_bounds
-from tests.conftest import EDGE_TEXTS, SeedSites
+from tests.conftest import EDGE_TEXTS, SeedSites, published_manifest
 from tests.support.seed import q
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -38,10 +37,6 @@ def canonical(value: Any) -> Any:
 
 def rows_of(records: list[tuple]) -> Counter:
     return Counter(tuple(canonical(v) for v in row) for row in records)
-
-
-def manifest(root: Path, site: str) -> SiteManifest:
-    return parse_site_manifest((root / f"sites/{site}/manifest.json").read_bytes())
 
 
 def source_rows(dsn: str, table: str, columns: list[str], day: date | None = None) -> Counter:
@@ -91,7 +86,7 @@ def csv_rows(path: Path, types: dict[str, str]) -> Counter:
 
 @pytest.mark.parametrize("site", ["1", "2"])
 def test_every_partition_round_trips(seed_sites: SeedSites, published: Path, site: str) -> None:
-    m = manifest(published, site)
+    m = published_manifest(published, site)
     assert sorted(m.tables) == ["bank", "etc", "pcs", "rack"]
     for name, table in m.tables.items():
         sources = [c.source for c in table.columns]
@@ -113,7 +108,7 @@ def test_every_partition_round_trips(seed_sites: SeedSites, published: Path, sit
 
 
 def test_edge_values_survive(published: Path) -> None:
-    rack = manifest(published, "1").tables["rack"]
+    rack = published_manifest(published, "1").tables["rack"]
     day1, day2 = (published / p.files["csv"].path for p in rack.partitions)
     text1 = day1.read_text()
     # The last instant of a day stays in it; local midnight opens the next day.
@@ -126,7 +121,7 @@ def test_edge_values_survive(published: Path) -> None:
     assert first_day.max_timestamp == "2022-09-01T23:59:59.999999+09:00"
     assert rack.partitions[1].duplicates >= 1
 
-    bank = manifest(published, "2").tables["bank"].partitions[0]
+    bank = published_manifest(published, "2").tables["bank"].partitions[0]
     texts = [
         r["master_rack_communication_fault"]
         for r in pq.read_table(published / bank.files["parquet"].path).to_pylist()
@@ -140,7 +135,7 @@ def test_edge_values_survive(published: Path) -> None:
 
 
 def test_parquet_stores_instants_with_the_zone(published: Path) -> None:
-    rack = manifest(published, "1").tables["rack"].partitions[0]
+    rack = published_manifest(published, "1").tables["rack"].partitions[0]
     parquet = pq.ParquetFile(published / rack.files["parquet"].path)
     field = parquet.schema_arrow.field("timestamp")
     assert str(field.type) == "timestamp[us, tz=Asia/Seoul]"
@@ -166,7 +161,7 @@ def test_manifest_names_only_verified_files(published: Path) -> None:
     import hashlib
 
     for site in ("1", "2"):
-        for table in manifest(published, site).tables.values():
+        for table in published_manifest(published, site).tables.values():
             for partition in table.partitions:
                 for entry in partition.files.values():
                     data = (published / entry.path).read_bytes()

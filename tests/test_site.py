@@ -34,7 +34,6 @@ from exporter.manifest import (
     SiteManifest,
     TableManifest,
     encode_stats,
-    parse_site_manifest,
 )
 from exporter.pipeline import run
 from exporter.site import (
@@ -50,6 +49,7 @@ from exporter.site import (
     render_site,
 )
 from exporter.storage import LocalTarget
+from tests.conftest import published_manifest
 from tests.support.pages import stale_pages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,10 +96,6 @@ def find(element: ET.Element, path: str) -> ET.Element:
 
 def stat(root: ET.Element, id_: str) -> str:
     return text(find(by_id(root, id_), "dd"))
-
-
-def read(root: Path, site: str) -> SiteManifest:
-    return parse_site_manifest((root / f"sites/{site}/manifest.json").read_bytes())
 
 
 def partition(day: str, rows: int, *, site: str = "1", table: str = "rack", **kw: Any) -> Partition:
@@ -248,7 +244,7 @@ def test_every_link_resolves_to_a_file_of_the_tree(tree: Path) -> None:
     published = {
         entry.path
         for site in ("1", "2")
-        for table in read(tree, site).tables.values()
+        for table in published_manifest(tree, site).tables.values()
         for p in table.partitions
         for entry in p.files.values()
     }
@@ -257,7 +253,7 @@ def test_every_link_resolves_to_a_file_of_the_tree(tree: Path) -> None:
 
 def test_table_and_month_pages_show_the_manifest_day_by_day(tree: Path) -> None:
     for site in ("1", "2"):
-        for name, table in read(tree, site).tables.items():
+        for name, table in published_manifest(tree, site).tables.items():
             root = parse((tree / f"sites/{site}/{name}/index.html").read_bytes())
             month = parse((tree / f"sites/{site}/{name}/2022-09/index.html").read_bytes())
             for page in (root, month):  # every day is in September
@@ -302,7 +298,7 @@ def test_seed_rack_page_shows_known_values(tree: Path) -> None:
 
 def test_site_and_landing_pages_sum_up_the_manifests(tree: Path) -> None:
     landing = parse((tree / "index.html").read_bytes())
-    manifests = [read(tree, s) for s in ("1", "2")]
+    manifests = [published_manifest(tree, s) for s in ("1", "2")]
     every = [p for m in manifests for t in m.tables.values() for p in t.partitions]
     assert stat(landing, "total-sites") == "2"
     assert stat(landing, "total-tables") == "8"
@@ -340,7 +336,7 @@ def test_copy_paste_snippets_read_the_whole_table(
     root = parse((tree / "sites/1/rack/index.html").read_bytes())
     snippet = {e.get("data-snippet"): "".join(e.itertext()) for e in root.iter("pre")}
     assert sorted(snippet) == ["curl", "duckdb", "pandas", "pandas-web", "polars", "polars-web"]
-    rows = sum(p.rows for p in read(tree, "1").tables["rack"].partitions)
+    rows = sum(p.rows for p in published_manifest(tree, "1").tables["rack"].partitions)
     monkeypatch.chdir(tree)
     table = duckdb.sql(snippet["duckdb"])
     assert table.aggregate("count(*), count(DISTINCT date)").fetchall() == [(rows, 2)]

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from exporter.manifest import parse_site_manifest
 from exporter.site import build_site
 from exporter.storage import LocalTarget
+from tests.conftest import published_manifest
 from tests.test_site import hostile_pages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,7 +108,7 @@ def sha256(path: str | os.PathLike[str]) -> str:
 
 
 def test_browse_from_the_landing_page_to_a_download(tree: Path, server: str, page: Page) -> None:
-    manifest = parse_site_manifest((tree / "sites/1/manifest.json").read_bytes())
+    manifest = published_manifest(tree, "1")
     day = manifest.tables["rack"].partitions[0]
 
     page.goto(server + "index.html")
@@ -161,7 +161,7 @@ def test_the_curl_example_downloads_every_day(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    manifest = parse_site_manifest((tree / "sites/2/manifest.json").read_bytes())
+    manifest = published_manifest(tree, "2")
     partitions = manifest.tables["bank"].partitions
     for p in partitions:
         assert sha256(tmp_path / p.files["parquet"].path) == p.files["parquet"].sha256
