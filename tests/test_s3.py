@@ -600,9 +600,12 @@ def test_a_killed_connection_names_the_day_and_publishes_nothing_of_it(
     killer = threading.Thread(target=kill_the_reader)
     real_read = connectorx.read_sql
 
+    first = threading.Lock()
+
     def read_and_die(*args: Any, **kwargs: Any) -> Any:
-        blocker.execute("LOCK TABLE etc IN ACCESS EXCLUSIVE MODE")
-        killer.start()
+        if first.acquire(blocking=False):  # slices are read two at a time: lock once
+            blocker.execute("LOCK TABLE etc IN ACCESS EXCLUSIVE MODE")
+            killer.start()
         return real_read(*args, **kwargs)
 
     monkeypatch.setattr(connectorx, "read_sql", read_and_die)
