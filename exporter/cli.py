@@ -307,7 +307,8 @@ def demo_command(days: int, start: date, interval: int, seed: int, out: str) -> 
 def site_command(target: str) -> None:
     """Rebuild the index pages from the published manifests alone (no database, no config).
 
-    Only pages whose content changed are written.
+    Only pages whose content changed are written; the pages of months and tables that no
+    manifest has any more are deleted.
 
     \b
     Example:
@@ -315,8 +316,9 @@ def site_command(target: str) -> None:
     """
     from .site import build_site
 
-    written = build_site(open_target(target))
-    click.echo(f"wrote {written} page(s) to {target}")
+    written, deleted = build_site(open_target(target))
+    gone = f", deleted {deleted} of months or tables no manifest has" if deleted else ""
+    click.echo(f"wrote {written} page(s) to {target}{gone}")
 
 
 @main.command("serve")

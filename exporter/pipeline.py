@@ -255,7 +255,13 @@ def run(
                 out,
                 config,
                 touched,
-                before=lambda c, m, old: put_pages(out, c, m, select_pages(c, old, changes)),
+                before=lambda c, m, old: put_pages(
+                    out,
+                    c,
+                    m,
+                    select_pages(c, old, changes),
+                    drop=[key for change in changes.values() for key in change.gone],
+                ),
                 known=known,
                 generator=generator(),
             )

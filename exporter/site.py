@@ -22,7 +22,7 @@ import math
 import re
 import sys
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -310,14 +310,16 @@ def _render(
     return pages
 
 
-def build_site(target: Target) -> int:
-    """Render the index from the target's catalog and manifests; put the changed pages.
+def build_site(target: Target) -> tuple[int, int]:
+    """Render the index from the target's catalog and manifests; put the changed pages and
+    delete the pages of months and tables no manifest has any more.
 
-    Returns the number of pages written (0 when nothing changed or nothing is published).
+    Returns the numbers of pages written and deleted ((0, 0) when nothing changed or nothing
+    is published).
     """
     raw = target.get(publish.CATALOG_KEY)
     if raw is None:
-        return 0
+        return 0, 0
     try:
         catalog = json.loads(raw)
         entries = [entry["site"] for entry in catalog["sites"]]
@@ -331,25 +333,33 @@ def build_site(target: Target) -> int:
         manifest = publish.read_manifest(target, _check_name("site", site, publish.CATALOG_KEY))
         if manifest is not None:
             manifests[site] = manifest
-    return put_pages(target, catalog, manifests)
+    # A full render: every other page under sites/ belongs to a month or table that is gone.
+    listed = [key for key in target.list("sites/") if key.endswith("/index.html")]
+    return put_pages(target, catalog, manifests, drop=listed)
 
 
 @dataclass(frozen=True)
 class SiteChanges:
-    """What a run changed in a site's manifest: the pages it has to render again."""
+    """What a run changed in a site's manifest: the pages it has to render again, and the
+    pages of months (or tables) it emptied, which no render writes any more."""
 
     before: str | None
     """sha256 of the manifest the run started from (None: the site's first publish)."""
     tables: dict[str, set[str] | None] | None
     """Changed tables: their changed months, or None for all; None: every page of the site."""
+    gone: tuple[str, ...] = ()
+    """Keys of the pages to delete: months whose last day went, tables that went."""
 
     @classmethod
     def between(cls, before: Published | None, new: SiteManifest) -> SiteChanges:
         """From the manifest the run started from (None: none yet) to the one it published."""
         old = before.manifest if before else None
         sha256 = before.sha256 if before else None
-        if old is None or (old.name, old.timezone) != (new.name, new.timezone):
-            return cls(sha256, None)  # shown on every page of the site
+        if old is None:
+            return cls(sha256, None)  # the site's first publish
+        gone = tuple(_pages_gone(old, new))
+        if (old.name, old.timezone) != (new.name, new.timezone):
+            return cls(sha256, None, gone)  # shown on every page of the site
         tables: dict[str, set[str] | None] = {}
         for name, table in new.tables.items():
             previous = old.tables.get(name)
@@ -360,7 +370,19 @@ class SiteChanges:
             months = {m for m in was.keys() | now.keys() if was.get(m) != now.get(m)}
             if months:
                 tables[name] = months
-        return cls(sha256, tables)
+        return cls(sha256, tables, gone)
+
+
+def _pages_gone(old: SiteManifest, new: SiteManifest) -> Iterator[str]:
+    """The table and month pages `old` had and `new` has not."""
+    for name, table in sorted(old.tables.items()):
+        now = new.tables.get(name)
+        if now is None:
+            yield f"sites/{old.site}/{name}/index.html"
+        kept = _by_month(now.partitions) if now else {}
+        for month in _by_month(table.partitions):
+            if month not in kept:
+                yield f"sites/{old.site}/{name}/{month}/index.html"
 
 
 def _by_month(partitions: Iterable[Partition]) -> dict[str, list[Partition]]:
@@ -413,17 +435,25 @@ def put_pages(
     catalog: dict[str, Any],
     manifests: dict[str, SiteManifest],
     only: Selection | None = None,
-) -> int:
-    """Render and put the pages (`only` these) whose bytes differ from the target's;
-    returns how many were written. (Sending them from a thread while the next one renders
-    measured no faster: that thread waits for the interpreter lock on every response.)"""
-    written = 0
-    for key, html in render_site(catalog, manifests, only).items():
+    drop: Iterable[str] = (),
+) -> tuple[int, int]:
+    """Render and put the pages (`only` these) whose bytes differ from the target's, then
+    delete the `drop` pages this render did not write (after the puts: no page put links to
+    them any more). Returns how many pages were written and how many deleted.
+
+    (Sending pages from a thread while the next one renders measured no faster: that
+    thread waits for the interpreter lock on every response.)"""
+    written = deleted = 0
+    pages = render_site(catalog, manifests, only)
+    for key, html in pages.items():
         info = target.head(key)
         if info is None or info.sha256 != hashlib.sha256(html).hexdigest():
             target.put(key, html, HTML_TYPE, cache_control=publish.DOCUMENT_CACHE)
             written += 1
-    return written
+    for key in sorted(set(drop) - pages.keys()):
+        target.delete(key)
+        deleted += 1
+    return written, deleted
 
 
 def make_server(directory: str | Path, host: str, port: int) -> ThreadingHTTPServer:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -167,7 +168,7 @@ def built(published: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     root = tmp_path_factory.mktemp("site") / "public"
     shutil.copytree(published, root, ignore=WITHOUT_PAGES)
     target = RecordingTarget(root)
-    assert build_site(target) == len(PAGES)
+    assert build_site(target) == (len(PAGES), 0)
     return root, target.puts
 
 
@@ -192,7 +193,7 @@ def test_a_build_writes_each_page_once_and_a_rebuild_writes_nothing(
     page = (HTML_TYPE, "no-cache")  # pages change with every publish: always revalidate
     assert sorted(puts) == sorted((key, *page) for key in PAGES)
     again = RecordingTarget(root)
-    assert build_site(again) == 0 and again.puts == []
+    assert build_site(again) == (0, 0) and again.puts == []
 
 
 class FailingTarget(RecordingTarget):
@@ -216,7 +217,7 @@ def test_a_failed_page_put_stops_the_pages_and_is_raised(tmp_path: Path) -> None
 
 
 def test_nothing_published_builds_nothing(tmp_path: Path) -> None:
-    assert build_site(LocalTarget(tmp_path)) == 0
+    assert build_site(LocalTarget(tmp_path)) == (0, 0)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -737,6 +738,53 @@ def test_a_run_renders_only_the_pages_its_changes_touch(
     assert stale_pages(LocalTarget(out)) == []
 
 
+def test_a_month_that_loses_its_last_day_loses_its_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, out = demo_config(tmp_path, days=3), tmp_path / "public"  # Aug 30 - Sep 1
+    run(config, target=str(out), now=LATER)
+    september = out / "sites/1/rack/2022-09/index.html"
+    assert september.exists()
+    with sqlite3.connect(tmp_path / "src/ess1.sqlite") as db:  # Sep 1 in Seoul, in UTC
+        db.execute("""DELETE FROM rack WHERE "TIMESTAMP" >= '2022-08-31 15:00:00'""")
+    deleted: list[str] = []
+    delete = LocalTarget.delete
+
+    def recording(self: LocalTarget, key: str) -> None:
+        deleted.append(key)
+        delete(self, key)
+
+    monkeypatch.setattr(LocalTarget, "delete", recording)
+    report = run(config, target=str(out), now=LATER, full_check=True)
+    assert report.failed == []
+    table = published_manifest(out, "1").tables["rack"]
+    assert [p.date for p in table.partitions] == ["2022-08-30", "2022-08-31"]
+    assert [k for k in deleted if k.endswith(".html")] == ["sites/1/rack/2022-09/index.html"]
+    assert not september.exists()
+    assert "2022-09" not in (out / "sites/1/rack/index.html").read_text()
+    assert (out / "sites/1/bank/2022-09/index.html").exists()  # other tables keep September
+    assert stale_pages(LocalTarget(out)) == []
+
+
+def test_the_site_command_deletes_pages_no_manifest_names(tmp_path: Path) -> None:
+    config, out = demo_config(tmp_path, days=2), tmp_path / "public"
+    run(config, target=str(out), now=LATER)
+    left = [out / "sites/1/rack/2021-01/index.html", out / "sites/2/old/index.html"]
+    for page in left:
+        page.parent.mkdir(parents=True)
+        page.write_text("<p>a page of a month that is gone</p>")
+    assert sorted(stale_pages(LocalTarget(out))) == sorted(
+        p.relative_to(out).as_posix() for p in left
+    )
+    result = cli("site", "--target", str(out))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"wrote 0 page(s) to {out}, deleted 2 of months or tables no manifest has"
+    )
+    assert not any(p.exists() for p in left) and stale_pages(LocalTarget(out)) == []
+    assert (out / "sites/1/manifest.json").exists()  # only pages go
+
+
 def test_a_run_stopped_before_its_catalog_leaves_its_pages_to_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -744,7 +792,7 @@ def test_a_run_stopped_before_its_catalog_leaves_its_pages_to_the_next(
     run(config, target=str(out), now=LATER, until=date(2022, 8, 31))
     with monkeypatch.context() as patch:
 
-        def dies(*_: Any) -> None:
+        def dies(*_: Any, **__: Any) -> None:
             raise PublishError("the run stops here")
 
         patch.setattr("exporter.pipeline.put_pages", dies)

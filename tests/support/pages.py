@@ -14,7 +14,8 @@ _UPDATED = re.compile(rb'<time datetime="[0-9T:-]+Z">[^<]*</time>')
 
 
 def stale_pages(target: Target) -> list[str]:
-    """Keys of pages that are missing or differ from a full render (the footer time aside)."""
+    """Keys of pages that are missing or differ from a full render (the footer time aside),
+    and of pages under sites/ that a full render does not write (left behind)."""
     raw = target.get(CATALOG_KEY)
     if raw is None:
         return []
@@ -25,8 +26,10 @@ def stale_pages(target: Target) -> list[str]:
         if manifest is not None:
             manifests[entry["site"]] = manifest
     stale = []
-    for key, html in render_site(catalog, manifests).items():
+    pages = render_site(catalog, manifests)
+    for key, html in pages.items():
         stored = target.get(key)
         if stored is None or _UPDATED.sub(b"", stored) != _UPDATED.sub(b"", html):
             stale.append(key)
-    return stale
+    left = [k for k in target.list("sites/") if k.endswith(".html") and k not in pages]
+    return stale + left
