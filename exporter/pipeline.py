@@ -228,6 +228,7 @@ def run(
     touched = []
     known = dict(plan.published)  # each site's manifest as last seen, checked before use
     changes: dict[str, SiteChanges] = {}  # for rendering only the pages a change touches
+    emptied: list[str] = []  # files of days with no rows any more, once no manifest names them
     try:
         for site_id, table_plans in by_site.items():
             if not prune_unnamed and not any(t.jobs for t in table_plans):
@@ -239,7 +240,9 @@ def run(
                 # Again now that we hold the lock: another run may have published meanwhile.
                 before = still_published(out, site_id, known.get(site_id))
                 known[site_id] = None  # unknown, should the export fail half-way
-                after = _export_site(out, source, table_plans, before, config, report, progress)
+                after = _export_site(
+                    out, source, table_plans, before, config, report, progress, emptied
+                )
                 known[site_id] = after
                 if after is not None and after is not before:
                     changes[site_id] = SiteChanges.between(before, after.manifest)
@@ -265,6 +268,9 @@ def run(
                 known=known,
                 generator=generator(),
             )
+        # Last, so that no manifest or catalog a reader may hold still names them.
+        for key in emptied:
+            out.delete(key)
         with contextlib.suppress(OSError):
             out.staging().rmdir()  # only when empty: nothing of a finished run is left there
         report.requests = out.requests
@@ -280,9 +286,11 @@ def _export_site(
     config: Config,
     report: RunReport,
     progress: Progress | None,
+    emptied: list[str],
 ) -> Published | None:
     """Export a site's partitions, then commit its manifest; returns the manifest now
-    published (`current`, the one found under the lock, when nothing changed).
+    published (`current`, the one found under the lock, when nothing changed). Once it is
+    committed, the files of days that have no rows any more are added to `emptied`.
 
     The manifest is committed even when a later partition fails, so that the days already
     re-written are named by their new entries at once; then the error propagates.
@@ -291,6 +299,7 @@ def _export_site(
     published = current.manifest if current else None
     tables = dict(published.tables) if published else {}
     exported, finished = 0, False
+    dropped: list[str] = []
     try:
         for table_plan in table_plans:
             name = table_plan.schema.table.name
@@ -300,19 +309,14 @@ def _export_site(
             kept = previous.partitions if same and previous else ()
             tables[name] = TableManifest(table_plan.columns, _keys(table_plan), kept)
             for job in table_plan.jobs:
+                entry = tables[name].partition(job.day)  # as published, if it was
                 try:
-                    encoded = _export_partition(
-                        out,
-                        source,
-                        table_plan,
-                        job,
-                        tables[name].partition(job.day),
-                        config,
-                        report,
-                    )
+                    encoded = _export_partition(out, source, table_plan, job, entry, config, report)
                 except Exception:
                     report.failed.append(f"{site.id}/{name}/{job.day}")
                     raise
+                if encoded is None and entry is not None:  # the day has no rows any more
+                    dropped += [f.path for f in entry.files.values()]
                 tables[name] = _record(tables[name], job, encoded)
                 exported += 1
                 if progress:
@@ -322,6 +326,7 @@ def _export_site(
         manifest = SiteManifest(site.id, site.name, site.timezone, utc_now(), tables)
         if (finished or exported) and not manifest.same_content(published):
             current = commit_site(out, manifest)
+            emptied += dropped
     return current
 
 

@@ -11,14 +11,18 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import msgspec
 import pytest
 from frictionless import Package, validate
 
 from exporter import memory
+from exporter.config import load
+from exporter.demo import write_sqlite
 from exporter.errors import PublishError, SourceError
 from exporter.manifest import (
     encode_stats,
@@ -27,7 +31,9 @@ from exporter.manifest import (
     to_json,
 )
 from exporter.pipeline import make_plan, run
+from exporter.publish import verify
 from exporter.storage import LocalTarget
+from exporter.write import file_key
 from tests.conftest import SeedSites, published_manifest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,6 +79,54 @@ def test_demo_then_run_publishes_both_sites(tmp_path: Path) -> None:
     # A second run has nothing new: every day is complete and older than the lookback.
     again = cli("run", "--config", "config/demo.toml", env=env)
     assert "exported 0 partition(s)" in again.stdout, again.stdout
+
+
+def test_a_day_with_no_rows_any_more_loses_its_entry_then_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_sqlite(tmp_path / "src", start=date(2022, 8, 30), days=3, interval_s=3600)
+    config = load(Path("config/demo.toml"), env={"ESS_DEMO_DIR": str(tmp_path / "src")})
+    out, later = tmp_path / "public", datetime(2022, 9, 20, tzinfo=UTC)
+    run(config, target=str(out), now=later)
+    gone = [out / file_key(f, "1", "rack", "2022-09-01") for f in ("csv", "parquet")]
+    assert all(p.exists() for p in gone)
+    with sqlite3.connect(tmp_path / "src/ess1.sqlite") as db:  # Sep 1 in Seoul, in UTC
+        db.execute("""DELETE FROM rack WHERE "TIMESTAMP" >= '2022-08-31 15:00:00'""")
+    steps: list[str] = []  # keys put, and "-key" deleted, in order
+    put, delete = LocalTarget.put, LocalTarget.delete
+
+    def putting(target: LocalTarget, key: str, *args: Any, **kw: Any) -> None:
+        steps.append(key)
+        put(target, key, *args, **kw)
+
+    def deleting(target: LocalTarget, key: str) -> None:
+        steps.append(f"-{key}")
+        delete(target, key)
+
+    monkeypatch.setattr(LocalTarget, "put", putting)
+    monkeypatch.setattr(LocalTarget, "delete", deleting)
+
+    report = run(config, target=str(out), now=later, full_check=True)
+    assert [(j.table, j.day, j.reason) for j in report.jobs] == [
+        ("rack", "2022-09-01", "no rows any more")
+    ]
+    days = [p.date for p in published_manifest(out, "1").tables["rack"].partitions]
+    assert days == ["2022-08-30", "2022-08-31"]
+    assert not any(p.exists() for p in gone)
+    assert (out / file_key("csv", "1", "bank", "2022-09-01")).exists()  # other tables keep it
+    # Deleted last: after the manifest and the catalog that stop naming them.
+    deletes = [i for i, step in enumerate(steps) if step.startswith("-data/")]
+    assert len(deletes) == 2 and min(deletes) > steps.index("catalog.json")
+    assert steps.index("sites/1/manifest.json") < steps.index("catalog.json")
+    assert verify(LocalTarget(out)).clean  # nothing missing, nothing extra
+    resources = json.loads((out / "datapackage.json").read_text())["resources"]
+    (rack,) = [r for r in resources if r["name"] == "1-rack-parquet"]
+    assert len(rack["path"]) == 2 and not any("2022-09-01" in path for path in rack["path"])
+    glob = f"{out}/data/parquet/site=1/table=rack/*/*.parquet"  # what a reader of the tree sees
+    found = duckdb.sql(
+        f"SELECT DISTINCT date FROM read_parquet('{glob}', hive_partitioning=true) ORDER BY 1"
+    ).fetchall()
+    assert [str(d) for (d,) in found] == ["2022-08-30", "2022-08-31"]
 
 
 def test_datapackage_is_a_valid_frictionless_package(published: Path) -> None:
