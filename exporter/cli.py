@@ -12,18 +12,20 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import config as config_module
 from . import demo as demo_module
 from .errors import ConfigError, ExportError
-from .pipeline import Plan, RunReport, run
-from .plan import Job
 from .publish import verify
 from .storage import open_target
-from .write import EncodedPartition
+
+if TYPE_CHECKING:  # the export stack loads only for the commands that export (run, plan)
+    from .pipeline import Plan, RunReport
+    from .plan import Job
+    from .write import EncodedPartition
 
 __all__ = ["main"]
 
@@ -174,6 +176,8 @@ def run_command(
     Example (from cron):
       ess-export run --config config/sites.toml --target s3://open-data/ess --report run.json
     """
+    from .pipeline import run
+
     config = _load(config_path)
     progress = _Progress()
     report = None
@@ -252,6 +256,8 @@ def plan_command(config_path: str, **selection: Any) -> None:
     Example:
       ess-export plan --config config/demo.toml --site 1 --since 2022-09-01
     """
+    from .pipeline import run
+
     run(_load(config_path), dry_run=True, on_plan=_print_plan, **selection)
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import msgspec
 
 from .config import Config
-from .write import CSV_DIALECT
 
 __all__ = [
+    "CSV_DIALECT",
     "FORMAT_VERSION",
     "Column",
     "FileEntry",
@@ -37,6 +37,14 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+# How the CSV files are written (write.py), as the data package describes it to readers.
+CSV_DIALECT = {
+    "delimiter": ",",
+    "lineTerminator": "\n",
+    "quoteChar": '"',
+    "doubleQuote": True,
+    "header": True,
+}
 _FRICTIONLESS_TYPES = {
     "timestamp": "datetime",
     "integer": "integer",

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import LockHeld, PublishError
@@ -33,7 +33,9 @@ from .manifest import (
     to_json,
 )
 from .storage import Target
-from .write import EncodedPartition
+
+if TYPE_CHECKING:
+    from .write import EncodedPartition
 
 __all__ = [
     "CATALOG_KEY",

@@ -22,18 +22,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .sources import TableSchema
+if TYPE_CHECKING:  # the writer takes a schema; it never reads a database
+    from .sources import TableSchema
 
 __all__ = [
     "CONTENT_TYPES",
-    "CSV_DIALECT",
     "EncodedFile",
     "EncodedPartition",
     "PartitionWriter",
@@ -42,13 +42,6 @@ __all__ = [
 
 # Readers expect the zone's offset with a colon and no padded fraction (RFC 3339).
 CSV_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
-CSV_DIALECT = {
-    "delimiter": ",",
-    "lineTerminator": "\n",
-    "quoteChar": '"',
-    "doubleQuote": True,
-    "header": True,
-}
 # About one day of one device at 1 Hz: a narrow time window reads one row group.
 ROW_GROUP_SIZE = 86_400
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}

@@ -7,6 +7,8 @@ import json
 import math
 import random
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -433,3 +435,21 @@ def test_tables_and_columns(dataset: Dataset) -> None:
         "rack_tray_volatge_imbalance_warning",
         "rack_module_fault",
     ]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("import exporter.query", id="query-helper"),
+        pytest.param("from exporter.cli import main", id="cli"),
+    ],
+)
+def test_reading_published_files_does_not_load_the_database_stack(code: str) -> None:
+    # A reader of the files needs neither the database drivers nor the page templates;
+    # the command line loads them only for the commands that export.
+    probe = f"{code}; import sys; print(sorted(set(sys.argv[1:]) & set(sys.modules)))"
+    stack = ["connectorx", "psycopg", "jinja2", "exporter.sources", "exporter.pipeline"]
+    found = subprocess.run(
+        [sys.executable, "-c", probe, *stack], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"
