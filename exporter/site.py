@@ -22,7 +22,7 @@ import math
 import re
 import sys
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -357,32 +357,22 @@ class SiteChanges:
         sha256 = before.sha256 if before else None
         if old is None:
             return cls(sha256, None)  # the site's first publish
-        gone = tuple(_pages_gone(old, new))
-        if (old.name, old.timezone) != (new.name, new.timezone):
-            return cls(sha256, None, gone)  # shown on every page of the site
         tables: dict[str, set[str] | None] = {}
-        for name, table in new.tables.items():
-            previous = old.tables.get(name)
-            if previous is None or (previous.columns, previous.keys) != (table.columns, table.keys):
-                tables[name] = None
-                continue
-            was, now = _by_month(previous.partitions), _by_month(table.partitions)
-            months = {m for m in was.keys() | now.keys() if was.get(m) != now.get(m)}
-            if months:
+        gone: list[str] = []
+        for name in sorted(old.tables.keys() | new.tables.keys()):
+            previous, table = old.tables.get(name), new.tables.get(name)
+            was = _by_month(previous.partitions) if previous else {}
+            now = _by_month(table.partitions) if table else {}
+            gone += [f"sites/{new.site}/{name}/{m}/index.html" for m in sorted(was.keys() - now)]
+            if table is None:
+                gone.append(f"sites/{new.site}/{name}/index.html")
+            elif not previous or (previous.columns, previous.keys) != (table.columns, table.keys):
+                tables[name] = None  # a new or reshaped table: all of its pages
+            elif months := {m for m in was.keys() | now.keys() if was.get(m) != now.get(m)}:
                 tables[name] = months
-        return cls(sha256, tables, gone)
-
-
-def _pages_gone(old: SiteManifest, new: SiteManifest) -> Iterator[str]:
-    """The table and month pages `old` had and `new` has not."""
-    for name, table in sorted(old.tables.items()):
-        now = new.tables.get(name)
-        if now is None:
-            yield f"sites/{old.site}/{name}/index.html"
-        kept = _by_month(now.partitions) if now else {}
-        for month in _by_month(table.partitions):
-            if month not in kept:
-                yield f"sites/{old.site}/{name}/{month}/index.html"
+        if (old.name, old.timezone) != (new.name, new.timezone):
+            return cls(sha256, None, tuple(gone))  # shown on every page of the site
+        return cls(sha256, tables, tuple(gone))
 
 
 def _by_month(partitions: Iterable[Partition]) -> dict[str, list[Partition]]:

@@ -32,6 +32,7 @@ from exporter.manifest import (
     Column,
     FileEntry,
     Partition,
+    Published,
     SiteManifest,
     TableManifest,
     encode_stats,
@@ -40,6 +41,7 @@ from exporter.pipeline import run
 from exporter.site import (
     HTML_TYPE,
     TEMPLATES,
+    SiteChanges,
     build_site,
     fmt_bytes,
     fmt_int,
@@ -736,6 +738,19 @@ def test_a_run_renders_only_the_pages_its_changes_touch(
         if key.startswith("sites/2/") or "/2022-08/" in key:
             assert (out / key).read_bytes() == html, key
     assert stale_pages(LocalTarget(out)) == []
+
+
+def test_changes_name_the_months_to_render_and_the_pages_gone() -> None:
+    aug, sep, oct_ = (partition(f"2022-{m}-01", 5) for m in ("08", "09", "10"))
+    before = Published(manifest(aug, sep), "sha256:before")
+    change = SiteChanges.between(before, manifest(aug, oct_))
+    assert change.before == "sha256:before"
+    assert change.tables == {"rack": {"2022-09", "2022-10"}}
+    assert change.gone == ("sites/1/rack/2022-09/index.html",)
+    renamed = SiteChanges.between(before, manifest(aug, name="Renamed"))
+    assert renamed.tables is None and renamed.gone == ("sites/1/rack/2022-09/index.html",)
+    assert SiteChanges.between(None, manifest(aug)) == SiteChanges(None, None, ())
+    assert SiteChanges.between(before, manifest(aug, sep)) == SiteChanges("sha256:before", {}, ())
 
 
 def test_a_month_that_loses_its_last_day_loses_its_page(
