@@ -208,6 +208,8 @@ def _write_report(path: str, report: RunReport | None) -> None:
 def _summary(report: RunReport, target: str) -> None:
     for key in report.unnamed:
         click.echo(f"pruned {key} (named by no manifest)", err=True)
+    for key in report.emptied:
+        click.echo(f"deleted {key} (its day has no rows any more)", err=True)
     click.echo(
         f"exported {report.partitions} partition(s) ({report.unchanged} unchanged), "
         f"{report.rows} rows, {report.bytes / 1e6:.1f} MB sent in {report.requests} "

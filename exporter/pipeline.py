@@ -80,6 +80,8 @@ class RunReport:
     """site/table/day of the partition that stopped the run, if any."""
     unnamed: list[str] = field(default_factory=list)
     """Objects under data/ that no manifest names (deleted when pruning)."""
+    emptied: list[str] = field(default_factory=list)
+    """Files deleted because their day has no rows any more at the source."""
     pruned: bool = False
     dry_run: bool = False
     jobs: list[Job] = field(default_factory=list)
@@ -97,6 +99,7 @@ class RunReport:
             "seconds": round(self.seconds, 3),
             "sites": self.sites,
             "unnamed_objects": self.unnamed,
+            "emptied_files": self.emptied,
             "pruned": self.pruned,
             "dry_run": self.dry_run,
         }
@@ -228,7 +231,6 @@ def run(
     touched = []
     known = dict(plan.published)  # each site's manifest as last seen, checked before use
     changes: dict[str, SiteChanges] = {}  # for rendering only the pages a change touches
-    emptied: list[str] = []  # files of days with no rows any more, once no manifest names them
     try:
         for site_id, table_plans in by_site.items():
             if not prune_unnamed and not any(t.jobs for t in table_plans):
@@ -240,9 +242,7 @@ def run(
                 # Again now that we hold the lock: another run may have published meanwhile.
                 before = still_published(out, site_id, known.get(site_id))
                 known[site_id] = None  # unknown, should the export fail half-way
-                after = _export_site(
-                    out, source, table_plans, before, config, report, progress, emptied
-                )
+                after = _export_site(out, source, table_plans, before, config, report, progress)
                 known[site_id] = after
                 if after is not None and after is not before:
                     changes[site_id] = SiteChanges.between(before, after.manifest)
@@ -269,7 +269,7 @@ def run(
                 generator=generator(),
             )
         # Last, so that no manifest or catalog a reader may hold still names them.
-        for key in emptied:
+        for key in report.emptied:
             out.delete(key)
         with contextlib.suppress(OSError):
             out.staging().rmdir()  # only when empty: nothing of a finished run is left there
@@ -286,11 +286,10 @@ def _export_site(
     config: Config,
     report: RunReport,
     progress: Progress | None,
-    emptied: list[str],
 ) -> Published | None:
     """Export a site's partitions, then commit its manifest; returns the manifest now
     published (`current`, the one found under the lock, when nothing changed). Once it is
-    committed, the files of days that have no rows any more are added to `emptied`.
+    committed, the files of days that have no rows any more go to `report.emptied`.
 
     The manifest is committed even when a later partition fails, so that the days already
     re-written are named by their new entries at once; then the error propagates.
@@ -326,7 +325,7 @@ def _export_site(
         manifest = SiteManifest(site.id, site.name, site.timezone, utc_now(), tables)
         if (finished or exported) and not manifest.same_content(published):
             current = commit_site(out, manifest)
-            emptied += dropped
+            report.emptied += dropped
     return current
 
 

@@ -81,6 +81,47 @@ def test_demo_then_run_publishes_both_sites(tmp_path: Path) -> None:
     assert "exported 0 partition(s)" in again.stdout, again.stdout
 
 
+def test_run_report_and_exit_nothing_for_cron(tmp_path: Path) -> None:
+    src, pub = tmp_path / "src", tmp_path / "pub"
+    env = {"ESS_DEMO_DIR": str(src), "ESS_EXPORT_TARGET": str(pub)}
+    made = cli("demo", "--days", "2", "--interval", "600", "--out", str(src), env=env)
+    assert made.returncode == 0, made.stderr
+
+    def run_cli(name: str) -> tuple[int, dict[str, Any]]:
+        report = tmp_path / name
+        args = ("run", "--config", "config/demo.toml", "--report", str(report), "--exit-nothing")
+        result = cli(*args, env=env)
+        assert "Traceback" not in result.stderr
+        return result.returncode, json.loads(report.read_text())
+
+    code, first = run_cli("first.json")
+    assert code == 0
+    data = [p for p in (pub / "data").rglob("*") if p.is_file()]
+    tables = [t for s in ("1", "2") for t in published_manifest(pub, s).tables.values()]
+    assert first == {
+        "partitions_planned": 16,
+        "partitions_exported": 16,
+        "partitions_unchanged": 0,
+        "partitions_failed": [],
+        "rows": sum(p.rows for t in tables for p in t.partitions),
+        "bytes_sent": sum(p.stat().st_size for p in data),
+        "requests": first["requests"],
+        "seconds": first["seconds"],
+        "sites": ["1", "2"],
+        "unnamed_objects": [],
+        "emptied_files": [],
+        "pruned": False,
+        "dry_run": False,
+    }
+    assert first["requests"] > len(data) and first["seconds"] > 0
+    code, again = run_cli("again.json")  # every day complete and published: nothing to do
+    assert code == 4
+    assert again["partitions_planned"] == again["rows"] == again["bytes_sent"] == 0
+    (src / "ess2.sqlite").unlink()  # a failed run still leaves a report, saying so
+    code, failed = run_cli("failed.json")
+    assert code == 1 and failed == {"failed": True}
+
+
 def test_a_day_with_no_rows_any_more_loses_its_entry_then_its_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +154,8 @@ def test_a_day_with_no_rows_any_more_loses_its_entry_then_its_files(
     days = [p.date for p in published_manifest(out, "1").tables["rack"].partitions]
     assert days == ["2022-08-30", "2022-08-31"]
     assert not any(p.exists() for p in gone)
+    assert sorted(report.emptied) == sorted(p.relative_to(out).as_posix() for p in gone)
+    assert report.to_dict()["emptied_files"] == report.emptied
     assert (out / file_key("csv", "1", "bank", "2022-09-01")).exists()  # other tables keep it
     # Deleted last: after the manifest and the catalog that stop naming them.
     deletes = [i for i, step in enumerate(steps) if step.startswith("-data/")]
