@@ -268,13 +268,14 @@ def run(
                 known=known,
                 generator=generator(),
             )
-        # Last, so that no manifest or catalog a reader may hold still names them.
-        for key in report.emptied:
-            out.delete(key)
         with contextlib.suppress(OSError):
             out.staging().rmdir()  # only when empty: nothing of a finished run is left there
-        report.requests = out.requests
-        report.seconds = time.perf_counter() - started
+    # Last, so that no manifest or catalog a reader may hold still names them. (After a
+    # failure they stay: `verify` lists them as extra, `--prune` deletes them.)
+    for key in report.emptied:
+        out.delete(key)
+    report.requests = out.requests
+    report.seconds = time.perf_counter() - started
     return report
 
 
