@@ -213,6 +213,11 @@ Selection = dict[str, dict[str, set[str] | None] | None]
 RECENT_DAYS = 31  # a table's page charts this many last days; a month's page, its month
 
 
+def _page_key(site: str, *path: str) -> str:
+    """Where a site's page is published, or with (table) or (table, month) one of its own."""
+    return "/".join(("sites", site, *path, "index.html"))
+
+
 def render_site(
     catalog: dict[str, Any],
     manifests: dict[str, SiteManifest],
@@ -274,14 +279,14 @@ def _render(
             (name, m.tables[name], Coverage.of(m.tables[name].partitions))
             for name in sorted(m.tables)
         ]
-        pages[f"sites/{m.site}/index.html"] = page(
+        pages[_page_key(m.site)] = page(
             "site.html", "../../", site=m, tables=tables, total=covered[m.site]
         )
         for name, table, coverage in tables:
             if chosen is not None and name not in chosen:
                 continue
             months = _months(table, t)
-            pages[f"sites/{m.site}/{name}/index.html"] = page(
+            pages[_page_key(m.site, name)] = page(
                 "table.html",
                 "../../../",
                 site=m,
@@ -297,7 +302,7 @@ def _render(
             for month, title, days in months:
                 if wanted is not None and month not in wanted:
                     continue
-                pages[f"sites/{m.site}/{name}/{month}/index.html"] = page(
+                pages[_page_key(m.site, name, month)] = page(
                     "month.html",
                     "../../../../",
                     site=m,
@@ -363,9 +368,9 @@ class SiteChanges:
             previous, table = old.tables.get(name), new.tables.get(name)
             was = _by_month(previous.partitions) if previous else {}
             now = _by_month(table.partitions) if table else {}
-            gone += [f"sites/{new.site}/{name}/{m}/index.html" for m in sorted(was.keys() - now)]
+            gone += [_page_key(new.site, name, m) for m in sorted(was.keys() - now)]
             if table is None:
-                gone.append(f"sites/{new.site}/{name}/index.html")
+                gone.append(_page_key(new.site, name))
             elif not previous or (previous.columns, previous.keys) != (table.columns, table.keys):
                 tables[name] = None  # a new or reshaped table: all of its pages
             elif months := {m for m in was.keys() | now.keys() if was.get(m) != now.get(m)}:
