@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from exporter.config import Config, load
+from exporter.demo import write_sqlite
 from exporter.manifest import SiteManifest
 from exporter.pipeline import run
 from exporter.publish import read_manifest
@@ -129,6 +130,17 @@ def published(seed_sites: SeedSites, tmp_path_factory: pytest.TempPathFactory) -
     out = tmp_path_factory.mktemp("public")
     run(seed_sites.config(), target=str(out))
     return out
+
+
+# --- Demo sources (SQLite): hourly rows from 2022-08-30 -------------------------------------
+
+DEMO_LATER = dt.datetime(2022, 9, 20, tzinfo=dt.UTC)  # every demo day complete, none recent
+
+
+def demo_config(tmp_path: Path, days: int) -> Config:
+    """The demo config over `days` days of demo sources written under tmp_path/src."""
+    write_sqlite(tmp_path / "src", start=dt.date(2022, 8, 30), days=days, interval_s=3600)
+    return load(Path("config/demo.toml"), env={"ESS_DEMO_DIR": str(tmp_path / "src")})
 
 
 def published_manifest(root: Path, site: str) -> SiteManifest:

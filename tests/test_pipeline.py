@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,6 @@ import pytest
 from frictionless import Package, validate
 
 from exporter import memory
-from exporter.config import load
-from exporter.demo import write_sqlite
 from exporter.errors import PublishError, SourceError
 from exporter.manifest import (
     encode_stats,
@@ -34,7 +32,8 @@ from exporter.pipeline import make_plan, run
 from exporter.publish import verify
 from exporter.storage import LocalTarget
 from exporter.write import file_key
-from tests.conftest import SeedSites, published_manifest
+from tests.conftest import DEMO_LATER, SeedSites, demo_config, published_manifest
+from tests.support.pages import stale_pages
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -122,15 +121,14 @@ def test_run_report_and_exit_nothing_for_cron(tmp_path: Path) -> None:
     assert code == 1 and failed == {"failed": True}
 
 
-def test_a_day_with_no_rows_any_more_loses_its_entry_then_its_files(
+def test_a_day_with_no_rows_any_more_loses_its_entry_then_its_files_and_month_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_sqlite(tmp_path / "src", start=date(2022, 8, 30), days=3, interval_s=3600)
-    config = load(Path("config/demo.toml"), env={"ESS_DEMO_DIR": str(tmp_path / "src")})
-    out, later = tmp_path / "public", datetime(2022, 9, 20, tzinfo=UTC)
-    run(config, target=str(out), now=later)
+    config, out = demo_config(tmp_path, days=3), tmp_path / "public"  # Aug 30 - Sep 1
+    run(config, target=str(out), now=DEMO_LATER)
     gone = [out / file_key(f, "1", "rack", "2022-09-01") for f in ("csv", "parquet")]
-    assert all(p.exists() for p in gone)
+    september = out / "sites/1/rack/2022-09/index.html"
+    assert all(p.exists() for p in [*gone, september])
     with sqlite3.connect(tmp_path / "src/ess1.sqlite") as db:  # Sep 1 in Seoul, in UTC
         db.execute("""DELETE FROM rack WHERE "TIMESTAMP" >= '2022-08-31 15:00:00'""")
     steps: list[str] = []  # keys put, and "-key" deleted, in order
@@ -147,10 +145,11 @@ def test_a_day_with_no_rows_any_more_loses_its_entry_then_its_files(
     monkeypatch.setattr(LocalTarget, "put", putting)
     monkeypatch.setattr(LocalTarget, "delete", deleting)
 
-    report = run(config, target=str(out), now=later, full_check=True)
+    report = run(config, target=str(out), now=DEMO_LATER, full_check=True)
     assert [(j.table, j.day, j.reason) for j in report.jobs] == [
         ("rack", "2022-09-01", "no rows any more")
     ]
+    assert report.failed == []
     days = [p.date for p in published_manifest(out, "1").tables["rack"].partitions]
     assert days == ["2022-08-30", "2022-08-31"]
     assert not any(p.exists() for p in gone)
@@ -170,6 +169,14 @@ def test_a_day_with_no_rows_any_more_loses_its_entry_then_its_files(
         f"SELECT DISTINCT date FROM read_parquet('{glob}', hive_partitioning=true) ORDER BY 1"
     ).fetchall()
     assert [str(d) for (d,) in found] == ["2022-08-30", "2022-08-31"]
+    # The month's page goes too, once the table's page no longer links to it.
+    page_deletes = [step for step in steps if step.startswith("-") and step.endswith(".html")]
+    assert page_deletes == ["-sites/1/rack/2022-09/index.html"]
+    assert steps.index("sites/1/rack/index.html") < steps.index(page_deletes[0])
+    assert not september.exists()
+    assert "2022-09" not in (out / "sites/1/rack/index.html").read_text()
+    assert (out / "sites/1/bank/2022-09/index.html").exists()  # other tables keep September
+    assert stale_pages(LocalTarget(out)) == []
 
 
 def test_datapackage_is_a_valid_frictionless_package(published: Path) -> None:

@@ -11,11 +11,10 @@ import hashlib
 import json
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -25,8 +24,6 @@ import html5lib
 import msgspec
 import pytest
 
-from exporter.config import Config, load
-from exporter.demo import write_sqlite
 from exporter.errors import PublishError
 from exporter.manifest import (
     Column,
@@ -52,7 +49,7 @@ from exporter.site import (
     render_site,
 )
 from exporter.storage import LocalTarget
-from tests.conftest import published_manifest
+from tests.conftest import DEMO_LATER, demo_config, published_manifest
 from tests.support.pages import stale_pages
 
 REPO = Path(__file__).resolve().parents[1]
@@ -704,19 +701,11 @@ def test_site_commands_have_help_with_an_example(command: str) -> None:
 # --- rendering only what a run changed -------------------------------------------------------
 
 
-def demo_config(tmp_path: Path, days: int) -> Config:
-    write_sqlite(tmp_path / "src", start=date(2022, 8, 30), days=days, interval_s=3600)
-    return load(Path("config/demo.toml"), env={"ESS_DEMO_DIR": str(tmp_path / "src")})
-
-
-LATER = datetime(2022, 9, 20, tzinfo=UTC)  # every demo day complete, none in the lookback
-
-
 def test_a_run_renders_only_the_pages_its_changes_touch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config, out = demo_config(tmp_path, days=3), tmp_path / "public"
-    run(config, target=str(out), now=LATER, until=date(2022, 8, 31))  # August only
+    run(config, target=str(out), now=DEMO_LATER, until=date(2022, 8, 31))  # August only
     before = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.html")}
     written: list[str] = []
     put = LocalTarget.put
@@ -726,7 +715,7 @@ def test_a_run_renders_only_the_pages_its_changes_touch(
         put(self, key, *args, **kw)
 
     monkeypatch.setattr(LocalTarget, "put", recording)
-    report = run(config, target=str(out), now=LATER, sites=["1"])  # site 1 gains 2022-09-01
+    report = run(config, target=str(out), now=DEMO_LATER, sites=["1"])  # site 1 gains 2022-09-01
     assert report.partitions == 4
     tables = ("bank", "etc", "pcs", "rack")
     assert sorted(k for k in written if k.endswith(".html")) == sorted(
@@ -753,37 +742,9 @@ def test_changes_name_the_months_to_render_and_the_pages_gone() -> None:
     assert SiteChanges.between(before, manifest(aug, sep)) == SiteChanges("sha256:before", {}, ())
 
 
-def test_a_month_that_loses_its_last_day_loses_its_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    config, out = demo_config(tmp_path, days=3), tmp_path / "public"  # Aug 30 - Sep 1
-    run(config, target=str(out), now=LATER)
-    september = out / "sites/1/rack/2022-09/index.html"
-    assert september.exists()
-    with sqlite3.connect(tmp_path / "src/ess1.sqlite") as db:  # Sep 1 in Seoul, in UTC
-        db.execute("""DELETE FROM rack WHERE "TIMESTAMP" >= '2022-08-31 15:00:00'""")
-    deleted: list[str] = []
-    delete = LocalTarget.delete
-
-    def recording(self: LocalTarget, key: str) -> None:
-        deleted.append(key)
-        delete(self, key)
-
-    monkeypatch.setattr(LocalTarget, "delete", recording)
-    report = run(config, target=str(out), now=LATER, full_check=True)
-    assert report.failed == []
-    table = published_manifest(out, "1").tables["rack"]
-    assert [p.date for p in table.partitions] == ["2022-08-30", "2022-08-31"]
-    assert [k for k in deleted if k.endswith(".html")] == ["sites/1/rack/2022-09/index.html"]
-    assert not september.exists()
-    assert "2022-09" not in (out / "sites/1/rack/index.html").read_text()
-    assert (out / "sites/1/bank/2022-09/index.html").exists()  # other tables keep September
-    assert stale_pages(LocalTarget(out)) == []
-
-
 def test_the_site_command_deletes_pages_no_manifest_names(tmp_path: Path) -> None:
     config, out = demo_config(tmp_path, days=2), tmp_path / "public"
-    run(config, target=str(out), now=LATER)
+    run(config, target=str(out), now=DEMO_LATER)
     left = [out / "sites/1/rack/2021-01/index.html", out / "sites/2/old/index.html"]
     for page in left:
         page.parent.mkdir(parents=True)
@@ -804,7 +765,7 @@ def test_a_run_stopped_before_its_catalog_leaves_its_pages_to_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config, out = demo_config(tmp_path, days=3), tmp_path / "public"
-    run(config, target=str(out), now=LATER, until=date(2022, 8, 31))
+    run(config, target=str(out), now=DEMO_LATER, until=date(2022, 8, 31))
     with monkeypatch.context() as patch:
 
         def dies(*_: Any, **__: Any) -> None:
@@ -812,9 +773,9 @@ def test_a_run_stopped_before_its_catalog_leaves_its_pages_to_the_next(
 
         patch.setattr("exporter.pipeline.put_pages", dies)
         with pytest.raises(PublishError):
-            run(config, target=str(out), now=LATER)  # manifests written, pages and catalog not
+            run(config, target=str(out), now=DEMO_LATER)  # manifests written, pages and catalog not
     assert "sites/1/rack/2022-09/index.html" in stale_pages(LocalTarget(out))
-    report = run(config, target=str(out), now=LATER)  # nothing left to export ...
+    report = run(config, target=str(out), now=DEMO_LATER)  # nothing left to export ...
     assert report.partitions == 0
     assert stale_pages(LocalTarget(out)) == []  # ... but the pages caught up
 
@@ -823,13 +784,13 @@ def test_new_templates_render_every_page_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config, out = demo_config(tmp_path, days=2), tmp_path / "public"
-    run(config, target=str(out), now=LATER)
+    run(config, target=str(out), now=DEMO_LATER)
     page = out / "sites/2/pcs/2022-08/index.html"
     page.write_bytes(b"rendered by an older version")
-    assert run(config, target=str(out), now=LATER).partitions == 0
+    assert run(config, target=str(out), now=DEMO_LATER).partitions == 0
     assert page.read_bytes() == b"rendered by an older version"  # nothing changed: no render
     catalog = json.loads((out / "catalog.json").read_text())
     catalog["generator"]["site_templates"] = "sha256:older"
     (out / "catalog.json").write_text(json.dumps(catalog))
-    run(config, target=str(out), now=LATER)
+    run(config, target=str(out), now=DEMO_LATER)
     assert stale_pages(LocalTarget(out)) == []
