@@ -10,34 +10,21 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from .commit import SiteCommit
 from .config import Config, SiteConfig
 from .errors import ConfigError
-from .manifest import (
-    Column,
-    FileEntry,
-    Partition,
-    Published,
-    SiteManifest,
-    TableManifest,
-    encode_stats,
-)
+from .heal import heal, peek_journal, recover_site, retire_files
+from .journal import Journal, SiteJournal
+from .lock import site_lease
+from .manifest import Column, Published, TableManifest
 from .memory import release_freed_memory
 from .plan import Job, plan_table
-from .publish import (
-    commit_catalog,
-    commit_site,
-    prune,
-    put_partition,
-    read_published,
-    site_lock,
-    still_published,
-    utc_now,
-)
+from .publish import commit_catalog, prune, read_published, still_published
 from .site import SiteChanges, generator, put_pages, select_pages
-from .sources import Source, TableSchema, fingerprint, open_source
+from .sources import Source, TableSchema, open_source
 from .storage import Target, open_target
 from .write import EncodedPartition, PartitionWriter
 
@@ -82,6 +69,11 @@ class RunReport:
     """Objects under data/ that no manifest names (deleted when pruning)."""
     emptied: list[str] = field(default_factory=list)
     """Files deleted because their day has no rows any more at the source."""
+    leftover: list[str] = field(default_factory=list)
+    """Files an interrupted run left that no manifest names any more (deleted)."""
+    recovered: list[str] = field(default_factory=list)
+    """site/table/day entries an interrupted run left in flux: rolled forward, or dropped
+    and exported again."""
     pruned: bool = False
     dry_run: bool = False
     jobs: list[Job] = field(default_factory=list)
@@ -100,6 +92,8 @@ class RunReport:
             "sites": self.sites,
             "unnamed_objects": self.unnamed,
             "emptied_files": self.emptied,
+            "leftover_files": self.leftover,
+            "recovered": self.recovered,
             "pruned": self.pruned,
             "dry_run": self.dry_run,
         }
@@ -151,8 +145,12 @@ def make_plan(
     rebuild: bool = False,
     full_check: bool = False,
     now: datetime | None = None,
+    pending: dict[str, Journal | None] | None = None,
 ) -> Plan:
-    """Discover schemas, extents (and fingerprints), then decide purely what each table needs."""
+    """Discover schemas, extents (and fingerprints), then decide purely what each table needs.
+
+    `pending`: each site's journal, whose unfinished days join the plan (read here when
+    not given)."""
     if since and until and since > until:
         raise ConfigError(f"--since {since} is after --until {until}; swap them")
     now = now or datetime.now(UTC)
@@ -164,6 +162,8 @@ def make_plan(
             source.check()
             found[site.id] = read_published(target, site.id)
             published = found[site.id].manifest if found[site.id] else None
+            journal = pending[site.id] if pending is not None else peek_journal(target, site.id)
+            unfinished = journal.pending if journal else []
             for table in site.tables:
                 if tables and table.name not in tables:
                     continue
@@ -183,6 +183,7 @@ def make_plan(
                     until=until,
                     rebuild=rebuild,
                     fingerprints=source.fingerprints(schema) if full_check else None,
+                    pending={p.date: p.reason for p in unfinished if p.table == table.name},
                 )
                 planned.append(TablePlan(site, schema, columns, tuple(jobs)))
     return Plan(tuple(planned), found)
@@ -204,9 +205,23 @@ def run(
     on_plan: Callable[[Plan], None] | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    """Export and publish; with dry_run, only plan. Returns what was done."""
+    """Export and publish; with dry_run, only plan. Returns what was done.
+
+    Before planning, an interrupted run's journal is rolled forward or back, and the days
+    it had not finished join the plan: the same command after any interruption converges.
+    """
     started = time.perf_counter()
     out = open_target(target or config.target, config.s3)
+    length = lease_length(config)
+    carried: dict[str, Journal | None] = {}
+    recovered: list[str] = []
+    for site in select_sites(config, sites, tables):
+        if dry_run:
+            carried[site.id] = peek_journal(out, site.id)
+            continue
+        carried[site.id], found = heal(out, site.id, length)
+        if found is not None:
+            recovered += [f"{site.id}/{d}" for d in found.rolled_forward + found.dropped]
     plan = make_plan(
         config,
         out,
@@ -217,8 +232,9 @@ def run(
         rebuild=rebuild,
         full_check=full_check,
         now=now,
+        pending=carried,
     )
-    report = RunReport(dry_run=dry_run, jobs=plan.jobs)
+    report = RunReport(dry_run=dry_run, jobs=plan.jobs, recovered=recovered)
     if on_plan:
         on_plan(plan)
     if dry_run:
@@ -231,103 +247,104 @@ def run(
     touched = []
     known = dict(plan.published)  # each site's manifest as last seen, checked before use
     changes: dict[str, SiteChanges] = {}  # for rendering only the pages a change touches
-    try:
-        for site_id, table_plans in by_site.items():
-            if not prune_unnamed and not any(t.jobs for t in table_plans):
-                touched.append(site_id)  # still listed in the catalog, if a crash left it out
-                continue  # nothing to do: no lock, no listing, a no-op costs a few requests
-            with site_lock(out, site_id, timedelta(minutes=config.lock_minutes)):
+    journals: dict[str, SiteJournal] = {}
+    # Leases are held to the end: the files a run retires are deleted after the catalog.
+    with contextlib.ExitStack() as leases:
+        try:
+            for site_id, table_plans in by_site.items():
+                left = carried.get(site_id)
+                if not prune_unnamed and not any(t.jobs for t in table_plans) and left is None:
+                    touched.append(site_id)  # still listed in the catalog, if a crash left it out
+                    continue  # nothing to do: no lock, no listing, a no-op costs a few requests
+                lease = leases.enter_context(site_lease(out, site_id, length))
                 touched.append(site_id)
-                source = open_source(table_plans[0].site)
-                # Again now that we hold the lock: another run may have published meanwhile.
+                # Again now that we hold the lease: another run may have published meanwhile.
+                left, found = recover_site(out, site_id)
+                if found is not None:
+                    report.recovered += [
+                        f"{site_id}/{d}" for d in found.rolled_forward + found.dropped
+                    ]
+                journals[site_id] = SiteJournal(out, site_id, lease.owner, left)
                 before = still_published(out, site_id, known.get(site_id))
                 known[site_id] = None  # unknown, should the export fail half-way
-                after = _export_site(out, source, table_plans, before, config, report, progress)
+                source = open_source(table_plans[0].site)
+                site = SiteCommit(out, table_plans[0].site, before, lease, journals[site_id])
+                after = _export_site(site, source, table_plans, config, report, progress)
                 known[site_id] = after
                 if after is not None and after is not before:
                     changes[site_id] = SiteChanges.between(before, after.manifest)
                 report.sites.append(site_id)
                 if prune_unnamed:  # listing every data file is the one cost that grows with them
                     report.unnamed += prune(out, [site_id], config.formats, delete=True)
-        report.pruned = prune_unnamed
-    finally:
-        # Also after a failure: a partly re-exported site's manifest changed.
-        if touched:
-            # The pages change with the catalog only; unchanged pages are not rewritten.
-            commit_catalog(
-                out,
-                config,
-                touched,
-                before=lambda c, m, old: put_pages(
+            report.pruned = prune_unnamed
+        finally:
+            # Also after a failure: a partly re-exported site's manifest changed.
+            if touched:
+                # The pages change with the catalog only; unchanged pages are not rewritten.
+                commit_catalog(
                     out,
-                    c,
-                    m,
-                    select_pages(c, old, changes),
-                    drop=[key for change in changes.values() for key in change.gone],
-                ),
-                known=known,
-                generator=generator(),
-            )
-        with contextlib.suppress(OSError):
-            out.staging().rmdir()  # only when empty: nothing of a finished run is left there
-    # Last, so that no manifest or catalog a reader may hold still names them. (After a
-    # failure they stay: `verify` lists them as extra, `--prune` deletes them.)
-    for key in report.emptied:
-        out.delete(key)
+                    config,
+                    touched,
+                    before=lambda c, m, old: put_pages(
+                        out,
+                        c,
+                        m,
+                        select_pages(c, old, changes),
+                        drop=[key for change in changes.values() for key in change.gone],
+                    ),
+                    known=known,
+                    generator=generator(),
+                )
+            with contextlib.suppress(OSError):
+                out.staging().rmdir()  # only when empty: nothing of a finished run is left there
+        # Last, so that no manifest or catalog a reader may hold still names them. (After a
+        # failure they stay, listed in the journal: the next run deletes them.)
+        for site_id, journal in journals.items():
+            emptied, leftover = retire_files(out, journal, known.get(site_id))
+            report.emptied += emptied
+            report.leftover += leftover
     report.requests = out.requests
     report.seconds = time.perf_counter() - started
     return report
 
 
+def lease_length(config: Config) -> timedelta:
+    return timedelta(minutes=config.lock_minutes)
+
+
 def _export_site(
-    out: Target,
+    site: SiteCommit,
     source: Source,
     table_plans: list[TablePlan],
-    current: Published | None,
     config: Config,
     report: RunReport,
     progress: Progress | None,
 ) -> Published | None:
-    """Export a site's partitions, then commit its manifest; returns the manifest now
-    published (`current`, the one found under the lock, when nothing changed). Once it is
-    committed, the files of days that have no rows any more go to `report.emptied`.
+    """Export a site's partitions, committing its manifest in steps; returns the manifest
+    now published (the one found under the lease, when nothing changed).
 
-    The manifest is committed even when a later partition fails, so that the days already
-    re-written are named by their new entries at once; then the error propagates.
+    After a failure, what was uploaded so far is committed (the journal keeps the rest for
+    the next run), then the error propagates.
     """
-    site = table_plans[0].site
-    published = current.manifest if current else None
-    tables = dict(published.tables) if published else {}
-    exported, finished = 0, False
-    dropped: list[str] = []
+    site.journal.begin([(j.table, j.day, j.reason) for t in table_plans for j in t.jobs])
     try:
         for table_plan in table_plans:
-            name = table_plan.schema.table.name
-            previous = tables.get(name)
-            # A changed schema was planned as a full rebuild: start the table afresh.
-            same = previous is not None and previous.columns == table_plan.columns
-            kept = previous.partitions if same and previous else ()
-            tables[name] = TableManifest(table_plan.columns, _keys(table_plan), kept)
+            site.start_table(table_plan.schema.table.name, table_plan.columns, _keys(table_plan))
             for job in table_plan.jobs:
-                entry = tables[name].partition(job.day)  # as published, if it was
                 try:
-                    encoded = _export_partition(out, source, table_plan, job, entry, config, report)
+                    encoded = _export_partition(site, source, table_plan, job, config, report)
                 except Exception:
-                    report.failed.append(f"{site.id}/{name}/{job.day}")
+                    report.failed.append(f"{job.site}/{job.table}/{job.day}")
                     raise
-                if encoded is None and entry is not None:  # the day has no rows any more
-                    dropped += [f.path for f in entry.files.values()]
-                tables[name] = _record(tables[name], job, encoded)
-                exported += 1
                 if progress:
                     progress(job, encoded)
-        finished = True
-    finally:
-        manifest = SiteManifest(site.id, site.name, site.timezone, utc_now(), tables)
-        if (finished or exported) and not manifest.same_content(published):
-            current = commit_site(out, manifest)
-            report.emptied += dropped
-    return current
+        site.finish_table()
+        return site.commit()
+    except BaseException:
+        if site.done:  # nothing published yet: nothing to name
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                site.commit()
+        raise
 
 
 def _keys(table_plan: TablePlan) -> tuple[str, ...]:
@@ -335,61 +352,34 @@ def _keys(table_plan: TablePlan) -> tuple[str, ...]:
 
 
 def _export_partition(
-    out: Target,
+    site: SiteCommit,
     source: Source,
     table_plan: TablePlan,
     job: Job,
-    previous: Partition | None,
     config: Config,
     report: RunReport,
 ) -> EncodedPartition | None:
-    """Extract, encode and upload one day; None when the day has no rows."""
+    """Extract, encode and publish one day; None when the day has no rows."""
     writer = PartitionWriter(
         table_plan.schema,
         site=job.site,
         date=job.day,
         timezone=table_plan.site.timezone,
         formats=config.formats,
-        staging=out.staging(),
+        staging=site.target.staging(),
     )
     try:
         for batch in source.stream(table_plan.schema, job.start, job.end, job.day):
             writer.write(batch)
         encoded = writer.close()
-        if encoded is None:
-            return None
-        # A rebuild re-sends every file: it is also how a damaged or deleted object is repaired.
-        unless_same = None if job.reason == "rebuild" else previous
-        sent = put_partition(out, encoded, unless_same, job.complete)
+        sent = site.publish(job, encoded)
     finally:
         writer.discard()
         # So that memory stays bounded by one partition however many days a run exports.
         release_freed_memory()
-    report.bytes += sent
-    report.unchanged += sent == 0
-    report.partitions += 1
-    report.rows += encoded.rows
+    if encoded is not None:
+        report.bytes += sent
+        report.unchanged += sent == 0
+        report.partitions += 1
+        report.rows += encoded.rows
     return encoded
-
-
-def _record(table: TableManifest, job: Job, encoded: EncodedPartition | None) -> TableManifest:
-    """The table's manifest with this day's entry replaced (or dropped: no rows any more)."""
-    if encoded is None:
-        return replace(table, partitions=tuple(p for p in table.partitions if p.date != job.day))
-    found = job.fingerprint or fingerprint(
-        encoded.rows,
-        datetime.fromisoformat(encoded.min_timestamp),
-        datetime.fromisoformat(encoded.max_timestamp),
-    )
-    partition = Partition(
-        date=job.day,
-        rows=encoded.rows,
-        complete=job.complete,
-        min_timestamp=encoded.min_timestamp,
-        max_timestamp=encoded.max_timestamp,
-        duplicates=encoded.duplicates,
-        fingerprint=found,
-        stats_json=encode_stats(encoded.stats),
-        files={fmt: FileEntry(f.key, f.size, f.sha256) for fmt, f in encoded.files.items()},
-    )
-    return table.with_partitions([partition])

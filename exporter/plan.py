@@ -58,11 +58,13 @@ def plan_table(
     until: date | None = None,
     rebuild: bool = False,
     fingerprints: dict[str, dict[str, object]] | None = None,
+    pending: dict[str, str] | None = None,
 ) -> list[Job]:
     """The days of one table to export, oldest first.
 
     `fingerprints` (from a full check of the source) adds every published day whose source
-    content changed, and every published day that has no rows any more.
+    content changed, and every published day that has no rows any more. `pending` (date ->
+    reason) adds the days an interrupted run had planned and not finished.
     """
     zone = ZoneInfo(timezone)
     done = {p.date: p for p in (published.partitions if published else ())}
@@ -74,6 +76,8 @@ def plan_table(
     if fingerprints is not None:
         days |= {date.fromisoformat(d) for d in done}
     days = {d for d in days if (not since or d >= since) and (not until or d <= until)}
+    unfinished = {date.fromisoformat(d): r for d, r in (pending or {}).items()}
+    days |= set(unfinished)
     explicit = since is not None or until is not None
     if published is not None and published.schema_hash != schema_hash:
         rebuild = True
@@ -97,7 +101,7 @@ def plan_table(
         elif fingerprints is not None and source != previous.fingerprint:
             reason = "source changed" if source else "no rows any more"
         else:
-            reason = ""
+            reason = unfinished.get(day, "")
         if reason:
             complete = now >= end + settle
             jobs.append(Job(site, table, day, start, end, complete, reason, source))

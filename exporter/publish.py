@@ -11,16 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import socket
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .config import Config
-from .errors import LockHeld, PublishError
+from .errors import PublishError
 from .manifest import (
     Partition,
     Published,
@@ -48,7 +45,6 @@ __all__ = [
     "read_catalog_sites",
     "read_manifest",
     "read_published",
-    "site_lock",
     "still_published",
     "verify",
 ]
@@ -208,42 +204,6 @@ def _parsed(catalog: bytes | None) -> dict[str, Any] | None:
         if isinstance(found, dict):
             return found
     return None
-
-
-# -- the site lock ---------------------------------------------------------------------------
-
-
-def lock_key(site: str) -> str:
-    return f"locks/{site}.json"
-
-
-@contextlib.contextmanager
-def site_lock(target: Target, site: str, ttl: timedelta) -> Iterator[None]:
-    """Hold the site's lock object for the duration; LockHeld if another live run has it."""
-    key = lock_key(site)
-    now = datetime.now(UTC)
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    body = to_json({"owner": owner, "started": now.isoformat(), "expires": (now + ttl).isoformat()})
-    if not target.put_if(key, body, JSON_TYPE, tag=None):
-        found = target.get_tagged(key)
-        held = json.loads(found[0]) if found else {}
-        # Stale when past the holder's expiry or older than our own TTL, whichever is first.
-        expires = min(
-            datetime.fromisoformat(held.get("expires", now.isoformat())),
-            datetime.fromisoformat(held.get("started", now.isoformat())) + ttl,
-        )
-        if found is None or expires > now or not target.put_if(key, body, JSON_TYPE, tag=found[1]):
-            raise LockHeld(
-                f"site {site} is being published by another run ({held.get('owner', '?')}, "
-                f"since {held.get('started', '?')}); its lock {target.url(key)} expires "
-                f"{held.get('expires', '?')}. Wait for it, or delete the lock if that run died"
-            )
-    try:
-        yield
-    finally:
-        found = target.get_tagged(key)
-        if found is not None and json.loads(found[0]).get("owner") == owner:
-            target.delete(key)
 
 
 # -- verify and prune ------------------------------------------------------------------------

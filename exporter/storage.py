@@ -87,8 +87,10 @@ class Target(ABC):
         *,
         tag: str | None,
         cache_control: str = "",
-    ) -> bool:
-        """Store only if the current object has `tag` (None: only if absent); False if not."""
+    ) -> str | None:
+        """Store only if the current object has `tag` (None: only if absent).
+
+        Returns the stored object's new tag, or None (falsy) when the condition failed."""
 
     @abstractmethod
     def get_tagged(self, key: str) -> tuple[bytes, str] | None:
@@ -193,13 +195,13 @@ class LocalTarget(Target):
         *,
         tag: str | None,
         cache_control: str = "",
-    ) -> bool:
+    ) -> str | None:
         with self._locked():
             current = self.head(key)
             if (current.tag if current else None) != tag:
-                return False
+                return None
             self.put(key, data, content_type)
-            return True
+            return hashlib.sha256(data).hexdigest()
 
     def get_tagged(self, key: str) -> tuple[bytes, str] | None:
         self.requests += 1
@@ -334,22 +336,22 @@ class S3Target(Target):
         *,
         tag: str | None,
         cache_control: str = "",
-    ) -> bool:
+    ) -> str | None:
         from botocore.exceptions import ClientError
 
         self.bytes_sent += len(data)
         condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
         args = self._put_args(data, content_type, cache_control)
         try:
-            self.client.put_object(
+            response = self.client.put_object(
                 Bucket=self.bucket, Key=self._key(key), Body=data, **args, **condition
             )
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             if status in (409, 412):  # someone else wrote first: the caller re-reads
-                return False
+                return None
             raise self._error(exc, key) from None
-        return True
+        return str(response["ETag"])
 
     def get_tagged(self, key: str) -> tuple[bytes, str] | None:
         from botocore.exceptions import ClientError

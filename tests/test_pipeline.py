@@ -109,6 +109,8 @@ def test_run_report_and_exit_nothing_for_cron(tmp_path: Path) -> None:
         "sites": ["1", "2"],
         "unnamed_objects": [],
         "emptied_files": [],
+        "leftover_files": [],
+        "recovered": [],
         "pruned": False,
         "dry_run": False,
     }

@@ -24,8 +24,9 @@ from botocore.awsrequest import AWSResponse
 import exporter.storage
 from exporter.config import Config, load
 from exporter.errors import LockHeld, PublishError, SourceError
+from exporter.lock import site_lease
 from exporter.pipeline import RunReport, run
-from exporter.publish import site_lock, verify
+from exporter.publish import verify
 from exporter.storage import S3Options, open_target
 from tests.support.pages import stale_pages
 from tests.support.pgcluster import PgCluster
@@ -201,9 +202,11 @@ def test_no_op_run_uploads_no_data(
     # Nothing in the lookback window either: a handful of requests, whatever the file count.
     quiet = Requests(monkeypatch)
     run(site.config(), target=f"s3://{bucket}/pub", now=AFTER)
-    # The manifest for the plan, the catalog, then a HEAD to check that the manifest it
-    # lists is still the one read (not read again): no lock, no PUT.
-    assert [m for m, _ in quiet.sent] == ["GET", "GET", "HEAD"]
+    # The journal (none: no interrupted run to heal), the manifest for the plan, the
+    # catalog, then a HEAD to check that the manifest it lists is still the one read (not
+    # read again): no lock, no PUT.
+    assert [m for m, _ in quiet.sent] == ["GET", "GET", "GET", "HEAD"]
+    assert "journal.json" in quiet.sent[0][1]
 
 
 def test_late_rows_in_the_lookback_window_reupload_only_that_day(
@@ -434,7 +437,7 @@ def test_a_held_lock_stops_the_second_run(
     site: Site, bucket: str, s3_env: dict[str, str], tmp_path: Path
 ) -> None:
     target = open_target(f"s3://{bucket}/pub")
-    with site_lock(target, "1", timedelta(hours=1)):
+    with site_lease(target, "1", timedelta(hours=1)):
         before = keys(bucket)
         config = tmp_path / "c.toml"
         config.write_text(CONFIG.format(site="1", lock_minutes=180, attempts=5))
