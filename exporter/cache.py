@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import PublishError
@@ -74,14 +75,18 @@ class FileCache:
         name = f"{stem}.{entry.sha256}.{suffix}" if dot else f"{suffix}.{entry.sha256}"
         return self.directory.joinpath(*parts[:-1], name)
 
-    def local(self, target: Target, entry: FileEntry) -> Path:
+    def local(self, target: Target, entry: FileEntry, also: Sequence[FileEntry] = ()) -> Path:
         """The verified local copy of `entry`, fetched from `target` if needed.
 
-        Raises ChecksumMismatch when the fetched bytes do not match the entry's sha256.
+        `also`: other versions the reader rule accepts under the same key (the publish
+        journal's entry of a day being replaced). Raises ChecksumMismatch when the fetched
+        bytes match none of them.
         """
-        path = self.path_for(entry)
-        if self._known_good(path, entry):
-            return path
+        versions = [entry, *also]
+        for version in versions:
+            path = self.path_for(version)
+            if self._known_good(path, version):
+                return path
         data = target.get(entry.path)
         self.fetched.append(entry.path)
         if data is None:
@@ -89,8 +94,11 @@ class FileCache:
                 f"{target.url(entry.path)} is named by the manifest but missing; "
                 f"run `ess-export verify --target {target.uri}`"
             )
-        if hashlib.sha256(data).hexdigest() != entry.sha256:
+        digest = hashlib.sha256(data).hexdigest()
+        match = next((v for v in versions if v.sha256 == digest), None)
+        if match is None:
             raise ChecksumMismatch(entry.path)
+        path = self.path_for(match)
         self._store(path, data)
         return path
 

@@ -236,14 +236,9 @@ def verify_command(target: str, sample: float) -> None:
       ess-export verify --target s3://open-data/ess --sample 0.1
     """
     found = verify(open_target(target), sample)
-    for label, keys in (
-        ("missing", found.missing),
-        ("differs", found.differ),
-        ("extra", found.extra),
-    ):
-        for key in keys:
-            click.echo(f"{label}: {key}")
-    problems = len(found.missing) + len(found.differ) + len(found.extra)
+    for label, what in found.problems:
+        click.echo(f"{label}: {what}")
+    problems = len(found.problems)
     click.echo(f"checked {found.checked} file(s): {problems} problem(s)")
     if problems:
         sys.exit(1)

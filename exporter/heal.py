@@ -22,20 +22,12 @@ from .journal import (
 )
 from .lock import site_lease
 from .manifest import Published, SiteManifest
-from .publish import commit_site, read_published, utc_now
+from .publish import DamagedManifest, commit_site, read_published, utc_now
 
 if TYPE_CHECKING:
     from .storage import Target
 
-__all__ = ["heal", "named_keys", "peek_journal", "recover_site", "retire_files"]
-
-
-def peek_journal(target: Target, site: str) -> Journal | None:
-    """The site's journal as it is (for a dry run: nothing is changed)."""
-    try:
-        return read_journal(target, site)
-    except DamagedJournal:
-        return None
+__all__ = ["heal", "named_keys", "recover_site", "retire_files"]
 
 
 def heal(target: Target, site: str, length: timedelta) -> tuple[Journal | None, Recovery | None]:
@@ -66,7 +58,10 @@ def recover_site(target: Target, site: str) -> tuple[Journal | None, Recovery | 
         damaged = False
         if journal is None or not journal.changes:
             return journal, None
-    published = read_published(target, site)
+    try:
+        published = read_published(target, site)
+    except DamagedManifest:
+        published = None  # nothing to roll into: a rebuild makes the site anew
     manifest = published.manifest if published else None
     found = recover(target, manifest, journal)
     if found.manifest is not None and found.manifest is not manifest:

@@ -40,6 +40,7 @@ __all__ = [
     "Recovery",
     "journal_key",
     "parse_journal",
+    "peek_journal",
     "read_journal",
     "recover",
 ]
@@ -106,6 +107,14 @@ def read_journal(target: Target, site: str) -> Journal | None:
         return parse_journal(raw)
     except ValueError as exc:
         raise DamagedJournal(f"{target.url(journal_key(site))}: {exc}") from None
+
+
+def peek_journal(target: Target, site: str) -> Journal | None:
+    """The site's journal as it is (for a dry run: nothing is changed)."""
+    try:
+        return read_journal(target, site)
+    except DamagedJournal:
+        return None
 
 
 @dataclass(frozen=True)

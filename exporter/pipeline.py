@@ -15,14 +15,14 @@ from datetime import UTC, date, datetime, timedelta
 
 from .commit import SiteCommit
 from .config import Config, SiteConfig
-from .errors import ConfigError
-from .heal import heal, peek_journal, recover_site, retire_files
-from .journal import Journal, SiteJournal
+from .errors import ConfigError, PublishError
+from .heal import heal, recover_site, retire_files
+from .journal import Journal, SiteJournal, peek_journal
 from .lock import site_lease
 from .manifest import Column, Published, TableManifest
 from .memory import release_freed_memory
 from .plan import Job, plan_table
-from .publish import commit_catalog, prune, read_published, still_published
+from .publish import DamagedManifest, commit_catalog, prune, read_published, still_published
 from .site import SiteChanges, generator, put_pages, select_pages
 from .sources import Source, TableSchema, open_source
 from .storage import Target, open_target
@@ -44,6 +44,8 @@ class Plan:
     tables: tuple[TablePlan, ...]
     published: dict[str, Published | None] = field(default_factory=dict)
     """Each planned site's manifest as the plan found it."""
+    broken: dict[str, str] = field(default_factory=dict)
+    """Sites left out because their manifest cannot be read: why, and what to run."""
 
     @property
     def jobs(self) -> list[Job]:
@@ -156,12 +158,19 @@ def make_plan(
     now = now or datetime.now(UTC)
     planned = []
     found: dict[str, Published | None] = {}
+    broken: dict[str, str] = {}
     for site in select_sites(config, sites, tables):
+        try:
+            found[site.id] = read_published(target, site.id)
+        except DamagedManifest as exc:
+            if not rebuild:
+                broken[site.id] = str(exc)  # the other sites go on
+                continue
+            found[site.id] = None  # rebuilt from the source as if never published
+        published = found[site.id].manifest if found[site.id] else None
         source = open_source(site)
         with source.session():
             source.check()
-            found[site.id] = read_published(target, site.id)
-            published = found[site.id].manifest if found[site.id] else None
             journal = pending[site.id] if pending is not None else peek_journal(target, site.id)
             unfinished = journal.pending if journal else []
             for table in site.tables:
@@ -186,7 +195,7 @@ def make_plan(
                     pending={p.date: p.reason for p in unfinished if p.table == table.name},
                 )
                 planned.append(TablePlan(site, schema, columns, tuple(jobs)))
-    return Plan(tuple(planned), found)
+    return Plan(tuple(planned), found, broken)
 
 
 def run(
@@ -265,7 +274,7 @@ def run(
                         f"{site_id}/{d}" for d in found.rolled_forward + found.dropped
                     ]
                 journals[site_id] = SiteJournal(out, site_id, lease.owner, left)
-                before = still_published(out, site_id, known.get(site_id))
+                before = _still_published(out, site_id, known.get(site_id), rebuild)
                 known[site_id] = None  # unknown, should the export fail half-way
                 source = open_source(table_plans[0].site)
                 site = SiteCommit(out, table_plans[0].site, before, lease, journals[site_id])
@@ -305,7 +314,21 @@ def run(
             report.leftover += leftover
     report.requests = out.requests
     report.seconds = time.perf_counter() - started
+    if plan.broken:
+        more = f" ({len(plan.broken) - 1} more site(s) likewise)" if len(plan.broken) > 1 else ""
+        raise PublishError(next(iter(plan.broken.values())) + more)
     return report
+
+
+def _still_published(
+    out: Target, site: str, known: Published | None, rebuild: bool
+) -> Published | None:
+    try:
+        return still_published(out, site, known)
+    except DamagedManifest:
+        if rebuild:
+            return None  # being rebuilt from the source
+        raise
 
 
 def lease_length(config: Config) -> timedelta:

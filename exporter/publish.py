@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config
 from .errors import PublishError
+from .journal import DamagedJournal, journal_key, read_journal
 from .manifest import (
     Partition,
     Published,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CATALOG_KEY",
+    "DamagedManifest",
     "DATAPACKAGE_KEY",
     "VerifyReport",
     "commit_catalog",
@@ -86,6 +88,10 @@ def put_partition(
     return sent
 
 
+class DamagedManifest(PublishError):
+    """A site manifest exists but cannot be read: only that site is affected."""
+
+
 def read_published(target: Target, site: str) -> Published | None:
     """The published manifest of a site, or None before its first publish."""
     key = manifest_key(site)
@@ -95,8 +101,9 @@ def read_published(target: Target, site: str) -> Published | None:
     try:
         manifest = parse_site_manifest(raw)
     except (ValueError, KeyError, TypeError) as exc:
-        raise PublishError(
-            f"{target.url(key)} is not a valid manifest ({exc}); re-export the site with --rebuild"
+        raise DamagedManifest(
+            f"{target.url(key)} is not a valid manifest ({exc}); rebuild site {site} from "
+            f"its source with `ess-export run --site {site} --rebuild`"
         ) from None
     return Published(manifest, hashlib.sha256(raw).hexdigest())
 
@@ -165,17 +172,24 @@ def commit_catalog(
         old = _parsed(previous)
         listed = sorted(_listed_sites(old) | set(sites))
         manifests: dict[str, Published] = {}
+        damaged = []
         for site in listed:
-            current = (
-                still_published(target, site, known[site])
-                if site in known
-                else read_published(target, site)
-            )
+            try:
+                current = (
+                    still_published(target, site, known[site])
+                    if site in known
+                    else read_published(target, site)
+                )
+            except DamagedManifest:
+                damaged.append(site)  # its entry stays as it was, until the site is rebuilt
+                continue
             if current is not None:
                 manifests[site] = current
         if not manifests and previous is None:
             return  # nothing was ever published: no empty catalog either
         catalog = build_catalog(config, manifests, utc_now(), generator)
+        kept = [e for e in (old or {}).get("sites", []) if e.get("site") in damaged]
+        catalog["sites"] = sorted(catalog["sites"] + kept, key=lambda e: e["site"])
         if old is not None and {**old, "generated_at": None} == {**catalog, "generated_at": None}:
             return  # already what we would write: a no-op run rewrites nothing
         datapackage = build_datapackage(config, [p.manifest for p in manifests.values()])
@@ -214,32 +228,112 @@ class VerifyReport:
     checked: int = 0
     missing: list[str] = field(default_factory=list)
     differ: list[str] = field(default_factory=list)
+    """Files whose bytes match neither their manifest entry nor their journal entry."""
     extra: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    """Documents (catalog, manifests, journals) that cannot be parsed, with what to run."""
+    stale: list[str] = field(default_factory=list)
+    """Site manifests whose sha256 in catalog.json is not theirs: a publish did not finish."""
+    unfinished: list[str] = field(default_factory=list)
+    """Journals: a publish is under way, or was interrupted (the next run finishes it)."""
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        """(label, what) for each problem, in the order `ess-export verify` prints them."""
+        groups = [
+            ("unreadable", self.unreadable),
+            ("unfinished", self.unfinished),
+            ("stale", self.stale),
+            ("missing", self.missing),
+            ("differs", self.differ),
+            ("extra", self.extra),
+        ]
+        return [(label, item) for label, items in groups for item in items]
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.differ or self.extra)
+        return not self.problems
+
+
+@dataclass
+class _Named:
+    """What the published documents name: data files (with the versions the reader rule
+    accepts) and, for each site, its manifest's sha256 as the catalog lists it."""
+
+    files: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    listed: dict[str, str | None] = field(default_factory=dict)
+
+
+def _named(target: Target, report: VerifyReport | None = None) -> _Named:
+    """Every data file named through the catalog, with the sizes and sha256 the reader rule
+    accepts (the manifest's entry, or the journal's for a day being replaced)."""
+    named = _Named()
+    raw = target.get(CATALOG_KEY)
+    catalog = _parsed(raw)
+    if raw is not None and (catalog is None or not isinstance(catalog.get("sites"), list)):
+        if report is not None:
+            report.unreadable.append(
+                f"{CATALOG_KEY} (not a valid catalog: run `ess-export run` to write it again)"
+            )
+        # Still check what the site manifests name, found by listing them.
+        sites = {k.split("/")[1] for k in target.list("sites/") if k.endswith("/manifest.json")}
+        named.listed = dict.fromkeys(sorted(sites))
+    else:
+        with contextlib.suppress(KeyError, TypeError, AttributeError):
+            named.listed = {e["site"]: e.get("sha256") for e in (catalog or {"sites": []})["sites"]}
+    for site in sorted(named.listed):
+        try:
+            published = read_published(target, site)
+        except PublishError:
+            if report is not None:
+                report.unreadable.append(
+                    f"{manifest_key(site)} (not a valid manifest: run "
+                    f"`ess-export run --site {site} --rebuild`)"
+                )
+            continue
+        if published is None:
+            continue
+        if report is not None and named.listed[site] not in (None, published.sha256):
+            report.stale.append(
+                f"{manifest_key(site)} (catalog.json lists another version: run `ess-export run`)"
+            )
+        try:
+            journal = read_journal(target, site)
+        except DamagedJournal:
+            journal = None
+            if report is not None:
+                report.unreadable.append(
+                    f"{journal_key(site)} (not a valid journal: run `ess-export run --site {site}`)"
+                )
+        if journal is not None and report is not None:
+            report.unfinished.append(
+                f"{journal_key(site)} (a publish of site {site} is under way or was "
+                f"interrupted: run `ess-export run --site {site}` once no run holds its lease)"
+            )
+        for name, table in published.manifest.tables.items():
+            for partition in table.partitions:
+                change = journal.change(name, partition.date) if journal else None
+                for fmt, entry in partition.files.items():
+                    versions = [(entry.bytes, entry.sha256)]
+                    if change is not None and fmt in change.files:
+                        versions.append((change.files[fmt].bytes, change.files[fmt].sha256))
+                    named.files[entry.path] = versions
+    return named
 
 
 def named_files(target: Target) -> dict[str, tuple[int, str]]:
     """Every data file named by a manifest the catalog lists: key -> (bytes, sha256)."""
-    named = {}
-    for site in sorted(read_catalog_sites(target.get(CATALOG_KEY))):
-        manifest = read_manifest(target, site)
-        for table in manifest.tables.values() if manifest else ():
-            for partition in table.partitions:
-                for entry in partition.files.values():
-                    named[entry.path] = (entry.bytes, entry.sha256)
-    return named
+    return {key: versions[0] for key, versions in _named(target).files.items()}
 
 
 def verify(target: Target, sample: float = 1.0) -> VerifyReport:
-    """Re-hash published files against the manifests (a `sample` fraction, chosen stably)."""
+    """Re-hash published files against the manifests (a `sample` fraction, chosen stably),
+    under the reader rule; also report unreadable, stale and unfinished documents."""
     report = VerifyReport()
-    named = named_files(target)
+    named = _named(target, report).files
     present = set(target.list("data/"))
     report.extra = sorted(present - set(named))
-    for key, (size, sha256) in sorted(named.items()):
+    for key, versions in sorted(named.items()):
         if key not in present:
             report.missing.append(key)
             continue
@@ -250,7 +344,7 @@ def verify(target: Target, sample: float = 1.0) -> VerifyReport:
         report.checked += 1
         if data is None:
             report.missing.append(key)
-        elif len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        elif (len(data), hashlib.sha256(data).hexdigest()) not in versions:
             report.differ.append(key)
     return report
 

@@ -40,8 +40,9 @@ import pyarrow.parquet as pq
 
 from .cache import ChecksumMismatch, FileCache, safe_parts
 from .errors import ExportError, PublishError
+from .journal import Journal, peek_journal
 from .manifest import Partition, SiteManifest, TableManifest, manifest_key
-from .publish import CATALOG_KEY, read_manifest
+from .publish import CATALOG_KEY, DamagedManifest, read_manifest
 from .storage import LocalTarget, Target, open_target
 from .write import CSV_DATETIME_FORMAT
 
@@ -299,19 +300,33 @@ def _bounds(partition: Partition) -> tuple[datetime, datetime]:
 
 
 def _prune(
-    table: TableManifest, start: datetime | None, end: datetime | None, filtered: bool
+    table: TableManifest,
+    start: datetime | None,
+    end: datetime | None,
+    filtered: bool,
+    flux: dict[str, Partition] | None = None,
 ) -> tuple[tuple[Partition, ...], tuple[int | None, ...], bool]:
-    """The partitions meeting [start, end], their known counts, and whether they are disjoint."""
+    """The partitions meeting [start, end], their known counts, and whether they are disjoint.
+
+    A day in `flux` (its journal entry) may be read in either version: its bounds span
+    both, and its rows are counted, not taken from either entry."""
+    flux = flux or {}
     chosen, known = [], []
     for partition in sorted(table.partitions, key=lambda p: _bounds(p)[0]):
         if "parquet" not in partition.files:
             continue
         low, high = _bounds(partition)
+        other = flux.get(partition.date)
+        if other is not None:
+            low, high = min(low, _bounds(other)[0]), max(high, _bounds(other)[1])
+            filtered_day = True
+        else:
+            filtered_day = filtered
         if (start is not None and high < start) or (end is not None and low > end):
             continue
         inside = (start is None or start <= low) and (end is None or high <= end)
         chosen.append(partition)
-        known.append(partition.rows if inside and not filtered else None)
+        known.append(partition.rows if inside and not filtered_day else None)
     spans = [_bounds(p) for p in chosen]
     disjoint = all(spans[i][1] < spans[i + 1][0] for i in range(len(spans) - 1))
     return tuple(chosen), tuple(known), disjoint
@@ -334,9 +349,14 @@ class Dataset:
         *,
         connect: Callable[[], duckdb.DuckDBPyConnection] = connect,
         cache: FileCache | None = None,
+        journals: dict[str, Journal] | None = None,
     ) -> None:
         self.target = target
         self.manifests = manifests
+        self.journals = journals or {}
+        """Each site's publish journal, if a publish is under way (see the reader rule)."""
+        self.damaged: dict[str, str] = {}
+        """Sites listed by the catalog whose manifest cannot be read: why, and the fix."""
         self.cache = cache
         """None for a local directory, whose files are read in place."""
         self._connect = connect
@@ -359,12 +379,21 @@ class Dataset:
         """
         target = target or open_target(uri)
         cache = None if isinstance(target, LocalTarget) else FileCache(target.uri, cache_dir)
-        manifests = {}
+        manifests, journals, damaged = {}, {}, {}
         for site in _catalog_sites(target):
-            manifest = read_manifest(target, site)
+            try:
+                manifest = read_manifest(target, site)
+            except DamagedManifest as exc:
+                damaged[site] = str(exc)  # the other sites stay readable
+                continue
             if manifest is not None:
                 manifests[site] = manifest
-        return cls(target, manifests, connect=connect, cache=cache)
+                journal = peek_journal(target, site)
+                if journal is not None:
+                    journals[site] = journal
+        dataset = cls(target, manifests, connect=connect, cache=cache, journals=journals)
+        dataset.damaged = damaged
+        return dataset
 
     def close(self) -> None:
         for connection in (self._connection, self._sandbox):
@@ -389,6 +418,8 @@ class Dataset:
         return [c.name for c in self.table_manifest(site, table).columns]
 
     def site_manifest(self, site: str) -> SiteManifest:
+        if site in self.damaged:
+            raise PublishError(self.damaged[site])
         if site not in self.manifests:
             choices = ", ".join(sorted(self.manifests)) or "none published"
             raise QueryError(f"unknown site {site!r}; sites: {choices}")
@@ -479,7 +510,7 @@ class Dataset:
         order = [timestamp, *keys, *(n for n in chosen if n != timestamp and n not in keys)]
         # A bank/rack filter makes the manifest's per-day counts useless.
         partitions, known, disjoint = _prune(
-            manifest, low, high, "bank" in params or "rack" in params
+            manifest, low, high, "bank" in params or "rack" in params, self._in_flux(site, table)
         )
         return _Selection(
             site=site,
@@ -635,8 +666,10 @@ class Dataset:
                     f"run `ess-export verify --target {self.target.uri}`"
                 )
             return str(path.resolve())
+        change = self._in_flux(site, table).get(partition.date)
+        also = [change.files["parquet"]] if change and "parquet" in change.files else []
         try:
-            return str(self.cache.local(self.target, entry))
+            return str(self.cache.local(self.target, entry, also=also))
         except ChecksumMismatch:
             if reread and self._reread(site, table, partition):
                 raise _Stale() from None
@@ -646,12 +679,25 @@ class Dataset:
                 f"file is damaged; run `ess-export verify --target {self.target.uri}`"
             ) from None
 
+    def _in_flux(self, site: str, table: str) -> dict[str, Partition]:
+        """The days of a table whose files a publish is replacing: date -> new entry."""
+        journal = self.journals.get(site)
+        return {p.date: p for p in journal.changes.get(table, ())} if journal else {}
+
     def _reread(self, site: str, table: str, partition: Partition) -> bool:
-        """Re-read the site's manifest; True if it names another version of the file."""
+        """Re-read the site's journal, then its manifest (the order a publish writes them
+        in reverse); True if either names another version of the file."""
+        journal = peek_journal(self.target, site)
+        self.journals.pop(site, None)
+        if journal is not None:
+            self.journals[site] = journal
         manifest = read_manifest(self.target, site)
         if manifest is None:
             return False
         self.manifests[site] = manifest
+        change = self._in_flux(site, table).get(partition.date)
+        if change is not None and "parquet" in change.files:
+            return True
         fresh = manifest.tables.get(table)
         now = fresh.partition(partition.date) if fresh else None
         old = partition.files["parquet"].sha256

@@ -333,14 +333,28 @@ def build_site(target: Target) -> tuple[int, int]:
             f"{target.uri}/{publish.CATALOG_KEY} is not a valid catalog ({exc}); "
             "publish again with ess-export run"
         ) from None
-    manifests = {}
+    manifests, damaged = {}, {}
     for site in entries:
-        manifest = publish.read_manifest(target, _check_name("site", site, publish.CATALOG_KEY))
+        try:
+            manifest = publish.read_manifest(target, _check_name("site", site, publish.CATALOG_KEY))
+        except publish.DamagedManifest as exc:
+            damaged[site] = str(exc)  # its pages stay as they are; the others are rendered
+            continue
         if manifest is not None:
             manifests[site] = manifest
+    shown = {**catalog, "sites": [e for e in catalog["sites"] if e["site"] not in damaged]}
     # A full render: every other page under sites/ belongs to a month or table that is gone.
-    listed = [key for key in target.list("sites/") if key.endswith("/index.html")]
-    return put_pages(target, catalog, manifests, drop=listed)
+    listed = [
+        key
+        for key in target.list("sites/")
+        if key.endswith("/index.html") and key.split("/")[1] not in damaged
+    ]
+    written, deleted = put_pages(target, shown, manifests, drop=listed)
+    if damaged:
+        raise publish.DamagedManifest(
+            f"wrote {written} page(s) of the other sites; " + next(iter(damaged.values()))
+        )
+    return written, deleted
 
 
 @dataclass(frozen=True)
