@@ -103,8 +103,9 @@ class Config:
     lookback_days: int
     """Recent days re-exported on every run, to pick up late rows."""
     sites: tuple[SiteConfig, ...]
-    lock_minutes: int = 180
-    """A site lock older than this is taken over: the run that held it is presumed dead."""
+    lock_minutes: int = 5
+    """The length of a site's lease: renewed while its run is alive, taken over once it
+    expires (at once on the same host when the owner process is gone)."""
     s3: S3Options = field(default_factory=S3Options)
     """How to reach an s3:// target (credentials come from the standard AWS chain only)."""
 
@@ -229,7 +230,7 @@ class _Loader:
             formats=formats,
             settle_minutes=settle,
             lookback_days=lookback,
-            lock_minutes=self.count(export, "lock_minutes", "export", 180),
+            lock_minutes=self.count(export, "lock_minutes", "export", 5),
             s3=self.s3(export.get("s3", {})),
             sites=sites,
         )

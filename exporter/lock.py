@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -60,6 +61,7 @@ class Lease:
         self.owner = f"{_HOST}:{os.getpid()}:{self.token[:8]}"
         self.started = datetime.now(UTC)
         self.tag: str | None = None
+        self.renewed = time.monotonic()
         self.lost: str | None = None
         self._stop = threading.Event()
         self._guard = threading.Lock()  # the heartbeat and release never write at once
@@ -108,11 +110,11 @@ class Lease:
             try:
                 tag = self.target.put_if(self.key, self._body(), JSON_TYPE, tag=self.tag)
             except PublishError as exc:  # a passing fault: the next beat tries again
-                if datetime.now(UTC) - self.started > self.length:
-                    self.lost = f"cannot renew it ({exc})"
+                if time.monotonic() - self.renewed > self.length.total_seconds():
+                    self.lost = f"it expired: cannot renew it ({exc})"
                 return
             if tag:
-                self.tag = tag
+                self.tag, self.renewed = tag, time.monotonic()
             else:
                 self.lost = "another run took it over"
 

@@ -18,7 +18,7 @@ from .config import Config, SiteConfig
 from .errors import ConfigError, PublishError
 from .heal import heal, recover_site, retire_files
 from .journal import Journal, SiteJournal, peek_journal
-from .lock import site_lease
+from .lock import Lease, site_lease
 from .manifest import Column, Published, TableManifest
 from .memory import release_freed_memory
 from .plan import Job, plan_table
@@ -260,6 +260,7 @@ def run(
     # Leases are held to the end: the files a run retires are deleted after the catalog.
     with contextlib.ExitStack() as leases:
         try:
+            leased: dict[str, tuple[Lease, list[TablePlan]]] = {}
             for site_id, table_plans in by_site.items():
                 left = carried.get(site_id)
                 if not prune_unnamed and not any(t.jobs for t in table_plans) and left is None:
@@ -274,6 +275,13 @@ def run(
                         f"{site_id}/{d}" for d in found.rolled_forward + found.dropped
                     ]
                 journals[site_id] = SiteJournal(out, site_id, lease.owner, left)
+                # Every site's intent is recorded before any site's files change, so that
+                # the next run finishes what this one set out to do, whenever it stops.
+                journals[site_id].begin(
+                    [(j.table, j.day, j.reason) for t in table_plans for j in t.jobs]
+                )
+                leased[site_id] = (lease, table_plans)
+            for site_id, (lease, table_plans) in leased.items():
                 before = _still_published(out, site_id, known.get(site_id), rebuild)
                 known[site_id] = None  # unknown, should the export fail half-way
                 source = open_source(table_plans[0].site)
@@ -349,7 +357,6 @@ def _export_site(
     After a failure, what was uploaded so far is committed (the journal keeps the rest for
     the next run), then the error propagates.
     """
-    site.journal.begin([(j.table, j.day, j.reason) for t in table_plans for j in t.jobs])
     try:
         for table_plan in table_plans:
             site.start_table(table_plan.schema.table.name, table_plan.columns, _keys(table_plan))
