@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from .config import Config, SiteConfig
-from .errors import ConfigError
+from .errors import ConfigError, ExportError
 from .manifest import (
     Column,
     FileEntry,
@@ -85,10 +85,17 @@ class RunReport:
     pruned: bool = False
     dry_run: bool = False
     jobs: list[Job] = field(default_factory=list)
+    error: str = ""
+    """The error line of a failed run ("" when it did not fail)."""
+    stage: str = "plan"
+    """Where a failed run stopped: "plan" (before any partition) or "export"."""
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON run report (`--report FILE`) for CI."""
+        """The JSON run report (`--report FILE`) for CI; a failed run's begins with
+        `failed`, `error` and `stage`, and the rest says what it did before."""
+        failure = {"failed": True, "error": self.error, "stage": self.stage} if self.error else {}
         return {
+            **failure,
             "partitions_planned": len(self.jobs),
             "partitions_exported": self.partitions - self.unchanged,
             "partitions_unchanged": self.unchanged,
@@ -204,9 +211,57 @@ def run(
     on_plan: Callable[[Plan], None] | None = None,
     progress: Progress | None = None,
 ) -> RunReport:
-    """Export and publish; with dry_run, only plan. Returns what was done."""
+    """Export and publish; with dry_run, only plan. Returns what was done.
+
+    A run that fails raises its ExportError with `exc.report`: this RunReport so far, with
+    the error line, the stage and (in `failed`) the partition that stopped it.
+    """
     started = time.perf_counter()
-    out = open_target(target or config.target, config.s3)
+    report = RunReport(dry_run=dry_run)
+    out = None
+    try:
+        out = open_target(target or config.target, config.s3)
+        return _run(
+            config,
+            out,
+            report,
+            started,
+            sites=sites,
+            tables=tables,
+            since=since,
+            until=until,
+            rebuild=rebuild,
+            full_check=full_check,
+            prune_unnamed=prune_unnamed,
+            now=now,
+            on_plan=on_plan,
+            progress=progress,
+        )
+    except ExportError as exc:
+        report.error = str(exc)
+        report.requests = out.requests if out else 0
+        report.seconds = time.perf_counter() - started
+        exc.report = report
+        raise
+
+
+def _run(
+    config: Config,
+    out: Target,
+    report: RunReport,
+    started: float,
+    *,
+    sites: Sequence[str],
+    tables: Sequence[str],
+    since: date | None,
+    until: date | None,
+    rebuild: bool,
+    full_check: bool,
+    prune_unnamed: bool,
+    now: datetime | None,
+    on_plan: Callable[[Plan], None] | None,
+    progress: Progress | None,
+) -> RunReport:
     plan = make_plan(
         config,
         out,
@@ -218,10 +273,10 @@ def run(
         full_check=full_check,
         now=now,
     )
-    report = RunReport(dry_run=dry_run, jobs=plan.jobs)
+    report.jobs, report.stage = plan.jobs, "export"
     if on_plan:
         on_plan(plan)
-    if dry_run:
+    if report.dry_run:
         report.seconds = time.perf_counter() - started
         return report
 
