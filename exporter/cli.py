@@ -180,7 +180,7 @@ def run_command(
 
     config = _load(config_path)
     progress = _Progress()
-    report = None
+    report, failure = None, None
     try:
         report = run(
             config,
@@ -189,10 +189,13 @@ def run_command(
             progress=progress.on_partition,
             **selection,
         )
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
         progress.close()
         if report_path:
-            _write_report(report_path, report)
+            _write_report(report_path, report or getattr(failure, "report", None))
     if not dry_run:
         _summary(report, selection.get("target") or config.target)
     if exit_nothing and not report.jobs:
@@ -200,7 +203,8 @@ def run_command(
 
 
 def _write_report(path: str, report: RunReport | None) -> None:
-    # A failed run still leaves a report, saying what failed (the exception follows).
+    # A failed run still leaves a report: its error line, the partition that failed and
+    # what was done before (the exception follows); an unexpected error, only that it failed.
     document = report.to_dict() if report else {"failed": True}
     Path(path).write_text(json.dumps(document, indent=2) + "\n")
 

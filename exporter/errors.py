@@ -21,6 +21,8 @@ class ExportError(Exception):
     """Base class: an expected failure, reported in one line without a traceback."""
 
     exit_code = 1
+    report: object | None = None
+    """Set by `pipeline.run` when a run fails: its `RunReport` so far (for `--report`)."""
 
 
 class ConfigError(ExportError):

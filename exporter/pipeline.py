@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from .commit import SiteCommit
 from .config import Config, SiteConfig
-from .errors import ConfigError, PublishError
+from .errors import ConfigError, ExportError, PublishError
 from .heal import heal, recover_site, retire_files
 from .journal import Journal, SiteJournal, peek_journal
 from .lock import Lease, site_lease
@@ -79,10 +79,17 @@ class RunReport:
     pruned: bool = False
     dry_run: bool = False
     jobs: list[Job] = field(default_factory=list)
+    error: str = ""
+    """The error line of a failed run ("" when it did not fail)."""
+    stage: str = "plan"
+    """Where a failed run stopped: "plan" (before any partition) or "export"."""
 
     def to_dict(self) -> dict[str, object]:
-        """The JSON run report (`--report FILE`) for CI."""
+        """The JSON run report (`--report FILE`) for CI; a failed run's begins with
+        `failed`, `error` and `stage`, and the rest says what it did before."""
+        failure = {"failed": True, "error": self.error, "stage": self.stage} if self.error else {}
         return {
+            **failure,
             "partitions_planned": len(self.jobs),
             "partitions_exported": self.partitions - self.unchanged,
             "partitions_unchanged": self.unchanged,
@@ -218,19 +225,65 @@ def run(
 
     Before planning, an interrupted run's journal is rolled forward or back, and the days
     it had not finished join the plan: the same command after any interruption converges.
+
+    A run that fails raises its ExportError with `exc.report`: this RunReport so far, with
+    the error line, the stage and (in `failed`) the partition that stopped it.
     """
     started = time.perf_counter()
-    out = open_target(target or config.target, config.s3)
+    report = RunReport(dry_run=dry_run)
+    out = None
+    try:
+        out = open_target(target or config.target, config.s3)
+        return _run(
+            config,
+            out,
+            report,
+            started,
+            sites=sites,
+            tables=tables,
+            since=since,
+            until=until,
+            rebuild=rebuild,
+            full_check=full_check,
+            prune_unnamed=prune_unnamed,
+            now=now,
+            on_plan=on_plan,
+            progress=progress,
+        )
+    except ExportError as exc:
+        report.error = str(exc)
+        report.requests = out.requests if out else 0
+        report.seconds = time.perf_counter() - started
+        exc.report = report
+        raise
+
+
+def _run(
+    config: Config,
+    out: Target,
+    report: RunReport,
+    started: float,
+    *,
+    sites: Sequence[str],
+    tables: Sequence[str],
+    since: date | None,
+    until: date | None,
+    rebuild: bool,
+    full_check: bool,
+    prune_unnamed: bool,
+    now: datetime | None,
+    on_plan: Callable[[Plan], None] | None,
+    progress: Progress | None,
+) -> RunReport:
     length = lease_length(config)
     carried: dict[str, Journal | None] = {}
-    recovered: list[str] = []
     for site in select_sites(config, sites, tables):
-        if dry_run:
+        if report.dry_run:
             carried[site.id] = peek_journal(out, site.id)
             continue
         carried[site.id], found = heal(out, site.id, length)
         if found is not None:
-            recovered += [f"{site.id}/{d}" for d in found.rolled_forward + found.dropped]
+            report.recovered += [f"{site.id}/{d}" for d in found.rolled_forward + found.dropped]
     plan = make_plan(
         config,
         out,
@@ -243,10 +296,10 @@ def run(
         now=now,
         pending=carried,
     )
-    report = RunReport(dry_run=dry_run, jobs=plan.jobs, recovered=recovered)
+    report.jobs, report.stage = plan.jobs, "export"
     if on_plan:
         on_plan(plan)
-    if dry_run:
+    if report.dry_run:
         report.seconds = time.perf_counter() - started
         return report
 

@@ -11,25 +11,48 @@ time in PostgreSQL (like the old service) and as UTC in SQLite (SQLite's own con
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import connectorx as cx
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import SiteConfig, TableConfig
 from .errors import SourceError
+
+
+def _import_connectorx():  # type: ignore[no-untyped-def]
+    """connectorx, with its Rust log off unless RUST_LOG asks for it.
+
+    Its connection pool (r2d2) logs every failed connect as an ERROR line on stderr while it
+    retries; our one-line error says it all. The logger reads RUST_LOG once, at import, so
+    the variable is set only around the import (and not passed on to child processes).
+    """
+    if "RUST_LOG" in os.environ:
+        import connectorx
+
+        return connectorx
+    os.environ["RUST_LOG"] = "off"
+    try:
+        import connectorx
+    finally:
+        del os.environ["RUST_LOG"]
+    return connectorx
+
+
+cx = _import_connectorx()
 
 __all__ = [
     "Source",
@@ -41,9 +64,11 @@ __all__ = [
 ]
 
 CONNECT_TIMEOUT_S = 5
+FINGERPRINTING = "fingerprinting its days"
 SLICES_PER_DAY = 6  # a partition is read in this many time slices, prefetched
 # Slices read at once: one read alone left a core idle (a day: 1.79 s instead of 2.13 s).
 READS_AHEAD = 2
+WATCH_S = 1.0  # while a slice is read, how often the server is checked to be there
 
 # Source type name (lower case, without length/precision) -> published logical type.
 _TYPES = {
@@ -139,6 +164,24 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+# A driver message that means the server went away (or never answered).
+_LOST = re.compile(r"connect|server closed|terminat", re.IGNORECASE)
+
+
+def _in_background(work: Callable[..., pa.Table | Exception], *args: object) -> Future:
+    """`work(*args)` on a daemon thread: its Future's result is its return value."""
+    future: Future[pa.Table | Exception] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work(*args))
+        except BaseException as exc:  # handed to the thread that waits for it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="extract", daemon=True).start()
+    return future
+
+
 def _scrub(message: str, dsn: str) -> str:
     """First line of a driver message, with any trace of the password removed."""
     line = (message.strip().splitlines() or ["unknown error"])[0]
@@ -158,8 +201,34 @@ class Source(ABC):
         self.site = site
         self.zone = ZoneInfo(site.timezone)
 
-    def where(self, table: TableConfig) -> str:
-        return f"site {self.site.id}, table {table.name}"
+    def where(self, table: TableConfig | None, day: str = "") -> str:
+        """Names the site, table and day at fault, as every error line begins."""
+        found = f"site {self.site.id}"
+        found += f", table {table.name}" if table else ""
+        return found + (f", day {day}" if day else "")
+
+    def fault(self, where: str, doing: str, exc: BaseException) -> SourceError:
+        """One line for a driver error: what was being done, the driver's words without
+        the password, and what to do about it."""
+        message = _scrub(str(exc), self.site.dsn)
+        if "statement timeout" in message:
+            return SourceError(
+                f"{where}: {doing} was cancelled by the server's statement_timeout (set in "
+                "the DSN's options or for the database user?); raise or unset it for the "
+                "export's user"
+            )
+        hint = "; check that the database is up, then run again" if _LOST.search(message) else ""
+        return SourceError(f"{where}: {doing} failed: {message}{hint}")
+
+    _driver_errors: tuple[type[Exception], ...] = ()
+    """The engine driver's exception classes, turned into SourceError by `_faults`."""
+
+    @contextlib.contextmanager
+    def _faults(self, table: TableConfig | None, doing: str, day: str = "") -> Iterator[None]:
+        try:
+            yield
+        except self._driver_errors as exc:
+            raise self.fault(self.where(table, day), doing, exc) from None
 
     # -- implemented per engine ------------------------------------------------------------
     @abstractmethod
@@ -194,7 +263,8 @@ class Source(ABC):
     # -- shared ---------------------------------------------------------------------------
     def schema(self, table: TableConfig) -> TableSchema:
         """The exported columns of `table`, checked against the config."""
-        described = self._describe(table)
+        with self._faults(table, "reading its columns"):
+            described = self._describe(table)
         if not described:
             raise SourceError(
                 f"{self.where(table)}: source table {table.source!r} not found; check "
@@ -249,9 +319,10 @@ class Source(ABC):
     def extent(self, schema: TableSchema) -> tuple[datetime, datetime] | None:
         """First and last instant in the table, or None when it is empty."""
         ts = _quote(schema.timestamp.source)
-        low, high = self._scalar_row(
-            f"SELECT MIN({ts}), MAX({ts}) FROM {_quote(schema.table.source)}"
-        )
+        with self._faults(schema.table, "finding its first and last day"):
+            low, high = self._scalar_row(
+                f"SELECT MIN({ts}), MAX({ts}) FROM {_quote(schema.table.source)}"
+            )
         if low is None:
             return None
         return self._parse_bound(schema, low), self._parse_bound(schema, high)
@@ -268,10 +339,11 @@ class Source(ABC):
         while day <= last:
             start = datetime.combine(day, time(), self.zone)
             end = datetime.combine(day + timedelta(days=1), time(), self.zone)
-            rows, low, high = self._scalar_row(
-                f"SELECT COUNT(*), MIN({ts}), MAX({ts}) FROM {table} WHERE {ts} >= "
-                f"{self._literal(schema, start)} AND {ts} < {self._literal(schema, end)}"
-            )
+            with self._faults(schema.table, FINGERPRINTING):
+                rows, low, high = self._scalar_row(
+                    f"SELECT COUNT(*), MIN({ts}), MAX({ts}) FROM {table} WHERE {ts} >= "
+                    f"{self._literal(schema, start)} AND {ts} < {self._literal(schema, end)}"
+                )
             if rows:
                 found[day.isoformat()] = fingerprint(
                     rows, self._parse_bound(schema, low), self._parse_bound(schema, high)
@@ -304,15 +376,34 @@ class Source(ABC):
         while the caller encodes the one before: the server, the driver and the encoders
         keep both cores busy, and memory holds a few slices. (connectorx's own arrow_stream
         hangs when its connection is killed.)
+
+        Each read runs on a daemon thread that nobody waits for once the day has failed:
+        a read stuck in connectorx's pool retries (30 s when the server is gone) neither
+        delays the error nor the process's exit. While waiting, `_watch`'s check runs every
+        WATCH_S seconds, so a server that goes away fails the day within about that long.
         """
         cuts = [start + (end - start) * i / SLICES_PER_DAY for i in range(SLICES_PER_DAY + 1)]
         slices = deque(zip(cuts, cuts[1:], strict=False))
-        with ThreadPoolExecutor(max_workers=READS_AHEAD, thread_name_prefix="extract") as pool:
+        with self._watch(schema, day) as alive:
             reading: deque[Future[pa.Table | Exception]] = deque()
             while slices or reading:
                 while slices and len(reading) < READS_AHEAD:
-                    reading.append(pool.submit(self._read_slice, schema, *slices.popleft()))
-                yield self._checked(reading.popleft().result(), schema, day, start, end)
+                    alive()
+                    reading.append(_in_background(self._read_slice, schema, *slices.popleft()))
+                while True:
+                    try:
+                        result = reading[0].result(timeout=WATCH_S)
+                        break
+                    except TimeoutError:
+                        alive()
+                reading.popleft()
+                yield self._checked(result, schema, day, start, end)
+
+    @contextlib.contextmanager
+    def _watch(self, schema: TableSchema, day: str) -> Iterator[Callable[[], None]]:
+        """A check, run before and during each slice's read, that raises if the server is
+        gone (engines whose bulk reader retries a lost server for long override it)."""
+        yield lambda: None
 
     def _read_slice(
         self, schema: TableSchema, low: datetime, high: datetime
@@ -340,9 +431,7 @@ class Source(ABC):
     def _read_error(
         self, schema: TableSchema, day: str, start: datetime, end: datetime, exc: Exception
     ) -> SourceError:
-        return SourceError(
-            f"{self.where(schema.table)}, day {day}: read failed: {_scrub(str(exc), self.site.dsn)}"
-        )
+        return self.fault(self.where(schema.table, day), "read", exc)
 
     def _conform(self, schema: TableSchema, table: pa.Table) -> pa.Table:
         arrays = []
@@ -366,6 +455,7 @@ class Source(ABC):
 class PostgresSource(Source):
     kind = "postgres"
     _session: psycopg.Connection | None = None
+    _driver_errors = (psycopg.Error,)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -379,7 +469,7 @@ class PostgresSource(Source):
                 self._session = None
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[psycopg.Connection]:
+    def _connect(self, where: str = "") -> Iterator[psycopg.Connection]:
         if self._session is not None:
             yield self._session
             return
@@ -389,7 +479,7 @@ class PostgresSource(Source):
             )
         except psycopg.Error as exc:
             raise SourceError(
-                f"site {self.site.id}: cannot connect to PostgreSQL: "
+                f"{where or self.where(None)}: cannot connect to PostgreSQL: "
                 f"{_scrub(str(exc), self.site.dsn)}; check the DSN's host, port, user and "
                 "password"
             ) from None
@@ -397,8 +487,21 @@ class PostgresSource(Source):
             yield conn
 
     def check(self) -> None:
-        with self._connect() as conn:
+        with self._connect() as conn, self._faults(None, "checking the connection"):
             conn.execute("SELECT 1")
+
+    @contextlib.contextmanager
+    def _watch(self, schema: TableSchema, day: str) -> Iterator[Callable[[], None]]:
+        # connectorx's pool retries a server that is gone for 30 s (r2d2's connection
+        # timeout, which connectorx does not expose) before it fails; a round trip on a
+        # connection of our own finds out in milliseconds.
+        with self._connect(self.where(schema.table, day)) as conn:
+
+            def alive() -> None:
+                with self._faults(schema.table, "read", day):
+                    conn.execute("SELECT 1")
+
+            yield alive
 
     def _describe(self, table: TableConfig) -> list[tuple[str, str, bool]]:
         with self._connect() as conn:
@@ -436,7 +539,7 @@ class PostgresSource(Source):
             f"SELECT {local} AS day, COUNT(*), MIN({ts}), MAX({ts}), "
             f"SUM(hashtextextended(t::text, 0))::text FROM {table} AS t GROUP BY 1"
         )
-        with self._connect() as conn:
+        with self._connect() as conn, self._faults(schema.table, FINGERPRINTING):
             rows = conn.execute(sql, () if schema.naive_timestamp else (self.site.timezone,))
             return {
                 day.isoformat(): fingerprint(

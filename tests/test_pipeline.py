@@ -118,9 +118,19 @@ def test_run_report_and_exit_nothing_for_cron(tmp_path: Path) -> None:
     code, again = run_cli("again.json")  # every day complete and published: nothing to do
     assert code == 4
     assert again["partitions_planned"] == again["rows"] == again["bytes_sent"] == 0
-    (src / "ess2.sqlite").unlink()  # a failed run still leaves a report, saying so
+    (src / "ess2.sqlite").unlink()  # a failed run still leaves a report, saying what failed
     code, failed = run_cli("failed.json")
-    assert code == 1 and failed == {"failed": True}
+    assert code == 1
+    assert failed == {
+        "failed": True,
+        "error": f"site 2: SQLite file {src / 'ess2.sqlite'} not found; run 'ess-export demo' "
+        "to create the demo databases, or fix the DSN",
+        "stage": "plan",
+        **{key: again[key] for key in again if key not in ("requests", "seconds")},
+        "requests": failed["requests"],
+        "seconds": failed["seconds"],
+        "sites": [],
+    }
 
 
 def test_a_day_with_no_rows_any_more_loses_its_entry_then_its_files_and_month_page(

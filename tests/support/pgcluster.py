@@ -92,11 +92,28 @@ class PgCluster:
             raise
         raise AssertionError("unreachable")
 
-    def _run(self, tool: str, *args: object) -> subprocess.CompletedProcess[str]:
+    def _argv(self, tool: str, *args: object) -> list[str]:
         cmd = [str(self.bindir / tool), *map(str, args)]
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return cmd
+
+    def _run(self, tool: str, *args: object) -> subprocess.CompletedProcess[str]:
+        cmd = self._argv(tool, *args)
         return subprocess.run(cmd, cwd=self.base, capture_output=True, text=True, timeout=120)
+
+    def halt_argv(self) -> list[str]:
+        """The command that stops the server at once, as a crash would (data kept)."""
+        return self._argv("pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server again on the same port after a halt (if it is not running)."""
+        if self._run("pg_ctl", "-D", self.datadir, "status").returncode == 0:
+            return
+        opts = ["-l", self.logfile, "-w", "-t", "60", "-o", f"-p {self.port}"]
+        res = self._run("pg_ctl", "-D", self.datadir, *opts, "start")
+        if res.returncode != 0:
+            raise PgClusterError(f"pg_ctl start failed: {res.stderr}")
 
     def _initdb(self) -> None:
         pwfile = self.base / "pwfile"
