@@ -53,6 +53,8 @@ def _ints(*names: str) -> list[tuple[str, str]]:
 
 _TS = [("TIMESTAMP", "timestamptz")]
 
+# Every table has the seed service's columns, named and ordered as its models and schema
+# (the reference's schema.sql and ess/models.py): tests/test_demo.py compares them.
 _BANK_1 = [
     *_TS,
     *_ints("BANK_ID"),
@@ -61,11 +63,11 @@ _BANK_1 = [
         "BANK_SOH",
         "BANK_DC_VOLT",
         "BANK_DC_CURRENT",
-        "BANK_POWER",
         "MAX_CELL_VOLTAGE_OF_BANK",
         "MIN_CELL_VOLTAGE_OF_BANK",
         "MAX_CELL_TEMPERATURE_OF_BANK",
         "MIN_CELL_TEMPERATURE_OF_BANK",
+        "BANK_POWER",
     ),
 ]
 _RACK_1 = [
@@ -80,7 +82,13 @@ _RACK_1 = [
         "RACK_MAX_CELL_VOLTAGE_POSITION",
         "RACK_MIN_CELL_VOLTAGE",
         "RACK_MIN_CELL_VOLTAGE_POSITION",
+        "RACK_CELL_VOLTAGE_GAP",
+        "RACK_CELL_VOLTAGE_AVERAGE",
         "RACK_MAX_CELL_TEMPERATURE",
+        "RACK_MAX_CELL_TEMPERATURE_POSITION",
+        "RACK_MIN_CELL_TEMPERATURE",
+        "RACK_MIN_CELL_TEMPERATURE_POSITION",
+        "RACK_CELL_TEMPERATURE_GAP",
     ),
 ]
 
@@ -114,31 +122,30 @@ SCHEMAS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 "MAX_MODULE_HUMIDITY",
                 "MIN_MODULE_HUMIDITY",
             ),
-            *_ints(
-                "RACK_TEMPERATURE_IMBALANCE_WARNING",
-                "RACK_UNDER_TEMPERATURE_WARNING",
-                "RACK_OVER_TEMPERATURE_WARNING",
-                "RACK_VOLTAGE_IMBALANCE_WARNING",
-                "RACK_TRAY_VOLTAGE_IMBALANCE_WARNING",
-            ),
+            *_ints("RACK_TRAY_VOLTAGE_IMBALANCE_WARNING"),
             ("MASTER_RACK_COMMUNICATION_FAULT", "text"),
             *_ints(
                 "BATTERY_STATUS_FOR_STANDBY",
                 "BATTERY_STATUS_FOR_DISCHARGE",
                 "RACK_TO_MASTER_BMS_COMMUNICATION_STATUS",
                 "CHARGING_STOP_OF_STATUS",
+                "RACK_TEMPERATURE_IMBALANCE_WARNING",
+                "RACK_UNDER_TEMPERATURE_WARNING",
+                "RACK_OVER_TEMPERATURE_WARNING",
+                "RACK_VOLTAGE_IMBALANCE_WARNING",
             ),
         ],
         "rack": [
             *_RACK_1,
             *_floats(
-                "RACK_MIN_CELL_TEMPERATURE",
-                "RACK_CELL_VOLTAGE_GAP",
-                "RACK_CELL_TEMPERATURE_GAP",
                 "RACK_MAX_MODULE_TEMPERATURE",
+                "RACK_MAX_MODULE_TEMPERATURE_POSITION",
                 "RACK_MIN_MODULE_TEMPERATURE",
+                "RACK_MIN_MODULE_TEMPERATURE_POSITION",
                 "RACK_MAX_MODULE_HUMIDITY",
+                "RACK_MAX_MODULE_HUMIDITY_POSITION",
                 "RACK_MIN_MODULE_HUMIDITY",
+                "RACK_MIN_MODULE_HUMIDITY_POSITION",
             ),
             # Mixed case and the "VOLATGE" typo are as in the real source: keep them.
             *_ints("RACK_STATUS_FOR_Online", "RACK_TRAY_VOLATGE_IMBALANCE_WARNING"),
@@ -160,7 +167,7 @@ SCHEMAS: dict[str, dict[str, list[tuple[str, str]]]] = {
                 "AI_SAC",
                 "AI_PAC",
                 "AI_QAC",
-                "AI_PF",
+                "AI_FF",  # the power factor; the seed's model names it so
                 "AI_C_KWH_ACH",
                 "AI_C_KWH_ACL",
                 "AI_D_KWH_ACH",
@@ -223,6 +230,8 @@ _TABLE_STREAM = {"bank": 10, "rack": 11, "pcs": 12, "etc": 13}
 _S_PARAMS, _S_RACKS, _S_EVENTS, _S_PCS, _S_ETC = 0, 1, 2, 3, 4
 
 _CELLS = 180  # cells in series per rack: 180 x 3.79 V ~ 682 V
+_MODULES = 10  # modules per rack (18 cells each); module positions run 1..10
+_TEMP_SENSORS = 40  # cell temperature sensors per rack (4 per module)
 _CAP_AH = 280.0
 _OCV0, _OCV_K = 652.0, 0.68  # rack open-circuit voltage = OCV0 + OCV_K * SOC[%]
 _R_INT = 0.09  # ohm: +-3.6 V at 40 A, so the voltage steps when current flows
@@ -252,6 +261,8 @@ class _Params:
     weak_cell: np.ndarray  # (R,) usual position of the minimum cell
     strong_cell: np.ndarray  # (R,) usual position of the maximum cell
     amb_phase: float
+    hot_sensor: np.ndarray  # (R,) usual position of the maximum cell temperature
+    cold_sensor: np.ndarray  # (R,) usual position of the minimum cell temperature
     bank_of: np.ndarray  # (R,) int32 BANK_ID
     rack_no: np.ndarray  # (R,) int32 RACK_ID
 
@@ -272,6 +283,9 @@ def _params(site: str, seed: int) -> _Params:
         weak_cell=rng.integers(1, _CELLS + 1, n),
         strong_cell=rng.integers(1, _CELLS + 1, n),
         amb_phase=float(rng.uniform(0, 2 * math.pi)),
+        # Drawn after the others so the earlier constants keep their values.
+        hot_sensor=rng.integers(1, _TEMP_SENSORS + 1, n),
+        cold_sensor=rng.integers(1, _TEMP_SENSORS + 1, n),
         bank_of=np.repeat(np.arange(1, s.banks + 1, dtype=np.int32), s.racks_per_bank),
         rack_no=np.tile(np.arange(1, s.racks_per_bank + 1, dtype=np.int32), s.banks),
     )
@@ -441,25 +455,32 @@ class _Racks:
     vmax_pos: np.ndarray
     vmin: np.ndarray
     vmin_pos: np.ndarray
+    vavg: np.ndarray
     tmax: np.ndarray
+    tmax_pos: np.ndarray
     tmin: np.ndarray
+    tmin_pos: np.ndarray
     mod_tmax: np.ndarray
     mod_tmin: np.ndarray
     hmax: np.ndarray
     hmin: np.ndarray
+    # Module positions (1.._MODULES) of the module extremes: site 2 only, else None.
+    mod_pos: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
 
 
-def _positions(rng: np.random.Generator, tick: np.ndarray, usual: np.ndarray) -> np.ndarray:
-    """Cell position per tick and rack: mostly the rack's usual cell, changing a few times."""
+def _positions(
+    rng: np.random.Generator, tick: np.ndarray, usual: np.ndarray, count: int = _CELLS
+) -> np.ndarray:
+    """Position (1..count) per tick and rack: mostly the rack's usual one, changing a few times."""
     n_racks = usual.shape[0]
     bounds = np.sort(rng.uniform(0, tick[-1] + 1, (n_racks, 3)), axis=1)
-    other = rng.integers(1, _CELLS + 1, (n_racks, 4))
+    other = rng.integers(1, count + 1, (n_racks, 4))
     cand = np.where(rng.random((n_racks, 4)) < 0.75, usual[:, None], other)
     segment = (tick[:, None, None] >= bounds[None]).sum(axis=2)  # (T, R) in 0..3
     return cand[np.arange(n_racks)[None, :], segment].astype(np.float64)
 
 
-def _racks(p: _Params, tr: _Truth, rng: np.random.Generator) -> _Racks:
+def _racks(p: _Params, tr: _Truth, rng: np.random.Generator, modules: bool) -> _Racks:
     shape = tr.soc.shape
     current = tr.current + p.i_bias + rng.normal(0, 0.15, shape)
     volt = tr.ocv + _R_INT * tr.current + p.v_off + rng.normal(0, 0.3, shape)
@@ -479,24 +500,45 @@ def _racks(p: _Params, tr: _Truth, rng: np.random.Generator) -> _Racks:
     vmax_pos = _positions(rng, tick, p.strong_cell)
     vmin_pos = _positions(rng, tick, p.weak_cell)
 
+    soc = np.clip(tr.soc + rng.normal(0, 0.02, shape), 5.0, 95.0)
+    # The draws below come after all the earlier ones, which keep their values.
+    tmax_pos = _positions(rng, tick, p.hot_sensor, _TEMP_SENSORS)
+    tmin_pos = _positions(rng, tick, p.cold_sensor, _TEMP_SENSORS)
+    mod_pos = None
+    if modules:
+        # A module holds 4 temperature sensors: the hottest/coldest module usually holds
+        # the hottest/coldest sensor; humidity extremes wander on their own.
+        usual_wet, usual_dry = rng.integers(1, _MODULES + 1, (2, shape[1]))
+        mod_pos = (
+            np.ceil(tmax_pos * _MODULES / _TEMP_SENSORS),
+            np.ceil(tmin_pos * _MODULES / _TEMP_SENSORS),
+            _positions(rng, tick, usual_wet, _MODULES),
+            _positions(rng, tick, usual_dry, _MODULES),
+        )
+
     def temp(x: np.ndarray) -> np.ndarray:
         return np.clip(x, 22.0, 35.0)
 
+    vmax, vmin = np.clip(vmax, 3.55, 4.1), np.clip(vmin, 3.55, 4.1)
     return _Racks(
-        soc=np.clip(tr.soc + rng.normal(0, 0.02, shape), 5.0, 95.0),
+        soc=soc,
         soh=np.broadcast_to(tr.soh, shape),
         volt=volt,
         current=current,
-        vmax=np.clip(vmax, 3.55, 4.1),
+        vmax=vmax,
         vmax_pos=vmax_pos,
-        vmin=np.clip(vmin, 3.55, 4.1),
+        vmin=vmin,
         vmin_pos=vmin_pos,
+        vavg=np.clip(cell, vmin, vmax),
         tmax=temp(tmax),
+        tmax_pos=tmax_pos,
         tmin=temp(tmin),
+        tmin_pos=tmin_pos,
         mod_tmax=temp(tmax - 0.6),
         mod_tmin=temp(tmin + 0.4),
         hmax=np.clip(hmax, 30.0, 60.0),
         hmin=np.clip(hmin, 30.0, 60.0),
+        mod_pos=mod_pos,
     )
 
 
@@ -600,7 +642,7 @@ def _table_day(
     cols: dict[str, np.ndarray] = {}
 
     if table in ("rack", "bank"):
-        m = _racks(p, tr, _rng(seed, site.no, _S_RACKS, ordinal))
+        m = _racks(p, tr, _rng(seed, site.no, _S_RACKS, ordinal), modules=site.no == 2)
         if site.no == 2:  # site 1 has no flag or fault columns
             ev = _site_events(site, _rng(seed, site.no, _S_EVENTS, ordinal), n, interval_s)
         if table == "rack":
@@ -615,20 +657,27 @@ def _table_day(
                 "RACK_MAX_CELL_VOLTAGE_POSITION": m.vmax_pos,
                 "RACK_MIN_CELL_VOLTAGE": np.round(m.vmin, 3),
                 "RACK_MIN_CELL_VOLTAGE_POSITION": m.vmin_pos,
+                # Gaps are between the rounded extremes, as a BMS reports them.
+                "RACK_CELL_VOLTAGE_GAP": np.round(np.round(m.vmax, 3) - np.round(m.vmin, 3), 3),
+                "RACK_CELL_VOLTAGE_AVERAGE": np.round(m.vavg, 3),
                 "RACK_MAX_CELL_TEMPERATURE": np.round(m.tmax, 1),
+                "RACK_MAX_CELL_TEMPERATURE_POSITION": m.tmax_pos,
+                "RACK_MIN_CELL_TEMPERATURE": np.round(m.tmin, 1),
+                "RACK_MIN_CELL_TEMPERATURE_POSITION": m.tmin_pos,
+                "RACK_CELL_TEMPERATURE_GAP": np.round(np.round(m.tmax, 1) - np.round(m.tmin, 1), 1),
             }
             if site.no == 2:
                 idx = np.where(ev.rack_module, np.arange(1, site.racks + 1), 0)
+                hot, cold, wet, dry = m.mod_pos
                 cols |= {
-                    "RACK_MIN_CELL_TEMPERATURE": np.round(m.tmin, 1),
-                    "RACK_CELL_VOLTAGE_GAP": np.round(np.round(m.vmax, 3) - np.round(m.vmin, 3), 3),
-                    "RACK_CELL_TEMPERATURE_GAP": np.round(
-                        np.round(m.tmax, 1) - np.round(m.tmin, 1), 1
-                    ),
                     "RACK_MAX_MODULE_TEMPERATURE": np.round(m.mod_tmax, 1),
+                    "RACK_MAX_MODULE_TEMPERATURE_POSITION": hot,
                     "RACK_MIN_MODULE_TEMPERATURE": np.round(m.mod_tmin, 1),
+                    "RACK_MIN_MODULE_TEMPERATURE_POSITION": cold,
                     "RACK_MAX_MODULE_HUMIDITY": np.round(m.hmax, 1),
+                    "RACK_MAX_MODULE_HUMIDITY_POSITION": wet,
                     "RACK_MIN_MODULE_HUMIDITY": np.round(m.hmin, 1),
+                    "RACK_MIN_MODULE_HUMIDITY_POSITION": dry,
                     "RACK_STATUS_FOR_Online": (~ev.rack_offline).astype(np.int32),
                     "RACK_TRAY_VOLATGE_IMBALANCE_WARNING": ev.rack_tray.astype(np.int32),
                     "RACK_MODULE_FAULT": ev.module_text[idx],
@@ -732,7 +781,7 @@ def _table_day(
             "AI_SAC": np.round(s_ac, 1),
             "AI_PAC": np.round(p_ac, 1),
             "AI_QAC": np.round(q_ac, 1),
-            "AI_PF": np.round(np.abs(p_ac) / np.maximum(s_ac, 1e-9), 3),
+            "AI_FF": np.round(np.abs(p_ac) / np.maximum(s_ac, 1e-9), 3),
             # Counters: *_ACH in MWh, *_ACL in kWh, both cumulative (never wrap).
             "AI_C_KWH_ACH": np.round(tr.kwh_c / _ETA / 1000.0, 3),
             "AI_C_KWH_ACL": np.round(tr.kwh_c / _ETA, 1),

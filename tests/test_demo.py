@@ -13,6 +13,7 @@ import pytest
 
 from exporter import demo
 from exporter.errors import ConfigError
+from tests.support.reference import schema_columns, seed_api_dir
 
 START = demo.DEFAULT_START
 ARROW = {
@@ -58,10 +59,26 @@ def test_keys_for_and_odd_names() -> None:
     assert demo.keys_for("1", "pcs") == ("BANK_ID",)
     assert demo.keys_for("2", "pcs") == ()
     assert demo.keys_for("2", "etc") == ()
-    assert len(demo.SCHEMAS["1"]["rack"]) == 12
+    widths = {
+        (site, table): len(cols)
+        for site in demo.SCHEMAS
+        for table, cols in demo.SCHEMAS[site].items()
+    }
+    assert widths == {
+        ("1", "bank"): 11,
+        ("1", "rack"): 18,
+        ("1", "pcs"): 11,
+        ("1", "etc"): 3,
+        ("2", "bank"): 25,
+        ("2", "rack"): 29,
+        ("2", "pcs"): 19,
+        ("2", "etc"): 7,
+    }
     rack2 = [name for name, _ in demo.SCHEMAS["2"]["rack"]]
     assert "RACK_STATUS_FOR_Online" in rack2
     assert "RACK_TRAY_VOLATGE_IMBALANCE_WARNING" in rack2
+    assert "RACK_TRAY_VOLTAGE_IMBALANCE_WARNING" in [n for n, _ in demo.SCHEMAS["2"]["bank"]]
+    assert "AI_FF" in [name for name, _ in demo.SCHEMAS["2"]["pcs"]]
     with pytest.raises(ConfigError):
         gen("3", "rack")
     with pytest.raises(ConfigError):
@@ -116,8 +133,21 @@ def test_rack_values_follow_the_schedule(frames: dict) -> None:
             assert rack[c].is_between(3.55, 4.1).all()
         assert (rack["RACK_MAX_CELL_VOLTAGE"] > rack["RACK_MIN_CELL_VOLTAGE"]).all()
         assert rack["RACK_MAX_CELL_TEMPERATURE"].is_between(22, 35).all()
-        pos = rack["RACK_MAX_CELL_VOLTAGE_POSITION"].drop_nulls()
-        assert (pos == pos.round()).all() and pos.min() >= 1
+        for c, top in (
+            ("RACK_MAX_CELL_VOLTAGE_POSITION", 180),
+            ("RACK_MIN_CELL_VOLTAGE_POSITION", 180),
+            ("RACK_MAX_CELL_TEMPERATURE_POSITION", 40),
+            ("RACK_MIN_CELL_TEMPERATURE_POSITION", 40),
+        ):
+            pos = rack[c].drop_nulls()
+            assert (pos == pos.round()).all() and pos.min() >= 1 and pos.max() <= top, c
+        full = rack.drop_nulls()
+        vmax, vmin = full["RACK_MAX_CELL_VOLTAGE"], full["RACK_MIN_CELL_VOLTAGE"]
+        assert ((full["RACK_CELL_VOLTAGE_GAP"] - (vmax - vmin)).abs() < 1e-9).all()
+        assert full["RACK_CELL_VOLTAGE_AVERAGE"].is_between(vmin, vmax).all()
+        tmax, tmin = full["RACK_MAX_CELL_TEMPERATURE"], full["RACK_MIN_CELL_TEMPERATURE"]
+        assert (tmax > tmin).all()
+        assert ((full["RACK_CELL_TEMPERATURE_GAP"] - (tmax - tmin)).abs() < 1e-9).all()
         hour = local_hour(rack)
         current = rack["RACK_CURRENT"]
         assert current.filter(hour.is_between(2, 4)).min() > 30  # night charge
@@ -126,6 +156,14 @@ def test_rack_values_follow_the_schedule(frames: dict) -> None:
     rack2 = frames[("2", "rack")]
     for c in ("RACK_MAX_MODULE_HUMIDITY", "RACK_MIN_MODULE_HUMIDITY"):
         assert rack2[c].is_between(30, 60).all()
+    for c in ("TEMPERATURE", "HUMIDITY"):
+        for end in ("MAX", "MIN"):
+            pos = rack2[f"RACK_{end}_MODULE_{c}_POSITION"].drop_nulls()
+            assert (pos == pos.round()).all() and pos.is_between(1, 10).all()
+    # The hottest module holds the hottest cell sensor (4 sensors per module).
+    hot = rack2.drop_nulls()
+    module_of_sensor = (hot["RACK_MAX_CELL_TEMPERATURE_POSITION"] / 4).ceil()
+    assert (hot["RACK_MAX_MODULE_TEMPERATURE_POSITION"] == module_of_sensor).all()
     assert rack2["RACK_STATUS_FOR_Online"].is_in([0, 1]).all()
     assert rack2["RACK_TRAY_VOLATGE_IMBALANCE_WARNING"].mean() < 0.05
 
@@ -173,6 +211,37 @@ def test_counters_flags_and_texts(frames: dict) -> None:
     )
     assert texts.value_counts(sort=True)["MASTER_RACK_COMMUNICATION_FAULT"][0] == "[]"
     assert all(isinstance(json.loads(t), list) for t in texts.unique())
+
+
+def test_pcs2_power_factor() -> None:
+    pcs2 = pl.from_arrow(gen("2", "pcs")).drop_nulls()
+    assert pcs2["AI_FF"].is_between(0, 1).all()
+    busy = pcs2.filter(pl.col("AI_PAC").abs() > 100)
+    assert busy.height > 0 and busy["AI_FF"].min() > 0.95
+
+
+SQLITE_OF_PG = {"timestamp without time zone": "TIMESTAMP", "int4": "INTEGER", "float8": "REAL"}
+SQLITE_OF_PG["text"] = "TEXT"
+
+
+def test_sqlite_tables_have_the_reference_schema(tmp_path) -> None:
+    """Every table of both sites has the seed service's columns: names, order, kinds."""
+    folder = seed_api_dir()
+    if folder is None:
+        pytest.skip("the seed_api reconstruction is not here: set ESS_SEED_API_DIR")
+    reference = schema_columns((folder / "schema.sql").read_text(encoding="utf-8"))
+    assert sorted(reference) == ["1", "2"]
+    demo.write_sqlite(tmp_path, days=1, interval_s=3600)
+    for site, tables in reference.items():
+        with sqlite3.connect(tmp_path / f"ess{site}.sqlite") as conn:
+            names = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            assert sorted(row[0] for row in names) == sorted(tables), site
+            for table, columns in tables.items():
+                info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+                assert [(row[1], row[2]) for row in info] == [
+                    (name, SQLITE_OF_PG[kind]) for name, kind in columns
+                ], (site, table)
+        conn.close()
 
 
 def test_write_sqlite(tmp_path) -> None:
