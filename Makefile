@@ -43,6 +43,10 @@ lint: $(STAMP) ## Check style with ruff
 bench: $(STAMP) system-deps ## Measure export speed against psql \copy, pandas and a row loop
 	$(BIN)/python bench/export_bench.py
 
+.PHONY: golden
+golden: $(STAMP) system-deps ## Re-record the seed service's replies into tests/golden/replies (pip, ~3 min)
+	$(BIN)/python -m tests.golden.record
+
 .PHONY: clean
 clean: ## Remove the venv, demo data and the local publish
 	rm -rf $(VENV) demo-data public test-artifacts

@@ -6,6 +6,7 @@ import datetime
 import json
 import re
 import sqlite3
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -241,6 +242,30 @@ def test_sqlite_tables_have_the_reference_schema(tmp_path) -> None:
                 assert [(row[1], row[2]) for row in info] == [
                     (name, SQLITE_OF_PG[kind]) for name, kind in columns
                 ], (site, table)
+        conn.close()
+
+
+# information_schema's names for the types of the recorded golden source.
+SQLITE_OF_INFO = {
+    "timestamp without time zone": "TIMESTAMP",
+    "integer": "INTEGER",
+    "double precision": "REAL",
+    "text": "TEXT",
+}
+
+
+def test_sqlite_tables_have_the_recorded_golden_columns(tmp_path) -> None:
+    """The same, against the columns the seed service's database had when the golden
+    replies were recorded (tests/golden/source.json): no seed_api folder needed."""
+    source = json.loads((Path(__file__).parent / "golden" / "source.json").read_text())
+    demo.write_sqlite(tmp_path, days=1, interval_s=3600)
+    for db, tables in source["tables"].items():
+        with sqlite3.connect(tmp_path / f"{db}.sqlite") as conn:
+            for table, info in tables.items():
+                got = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+                assert [(row[1], row[2]) for row in got] == [
+                    (name, SQLITE_OF_INFO[kind]) for name, kind in info["columns"]
+                ], (db, table)
         conn.close()
 
 
