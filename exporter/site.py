@@ -36,6 +36,7 @@ from markupsafe import Markup, escape
 from . import publish
 from .config import NAME_PATTERN
 from .errors import PublishError
+from .journal import journal_key, peek_journal
 from .manifest import Column, Partition, Published, SiteManifest, TableManifest
 from .memory import gc_paused
 from .storage import Target
@@ -340,6 +341,14 @@ def build_site(target: Target) -> tuple[int, int]:
         except publish.DamagedManifest as exc:
             damaged[site] = str(exc)  # its pages stay as they are; the others are rendered
             continue
+        journal = peek_journal(target, site)
+        if journal is not None and journal.changes:
+            # Its files may be either version: the pages wait for the manifest that settles it.
+            damaged[site] = (
+                f"site {site} has a publish in flux ({journal_key(site)}); finish it with "
+                f"`ess-export run --site {site}`, which also renders its pages"
+            )
+            continue
         if manifest is not None:
             manifests[site] = manifest
     shown = {**catalog, "sites": [e for e in catalog["sites"] if e["site"] not in damaged]}
@@ -351,7 +360,7 @@ def build_site(target: Target) -> tuple[int, int]:
     ]
     written, deleted = put_pages(target, shown, manifests, drop=listed)
     if damaged:
-        raise publish.DamagedManifest(
+        raise PublishError(
             f"wrote {written} page(s) of the other sites; " + next(iter(damaged.values()))
         )
     return written, deleted
