@@ -237,3 +237,21 @@ def test_pages_wait_for_a_site_whose_publish_is_in_flux(tmp_path: Path) -> None:
     with pytest.raises(PublishError, match=r"site 1 has a publish in flux .*--site 1"):
         build_site(LocalTarget(out))
     assert (out / "sites/2/index.html").exists() and not (out / "sites/1/index.html").exists()
+
+
+def test_a_damaged_catalog_is_rewritten_with_every_site_even_by_a_run_for_one(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "public"
+    config = demo(tmp_path, seed=0)
+    run(config, target=str(out), now=DEMO_LATER)
+    whole = json.loads((out / "catalog.json").read_bytes())
+    (out / "catalog.json").write_text('{"sites": [{"site": "1", "pa')  # truncated
+    found = verify(LocalTarget(out))
+    assert [label for label, _ in found.problems] == ["unreadable"]
+    assert found.unreadable[0].startswith("catalog.json (not a valid catalog")
+    run(config, target=str(out), now=DEMO_LATER, sites=["1"])
+    again = json.loads((out / "catalog.json").read_bytes())
+    assert [e["site"] for e in again["sites"]] == ["1", "2"]
+    assert again["sites"] == whole["sites"]
+    assert verify(LocalTarget(out)).clean
