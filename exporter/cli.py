@@ -29,8 +29,6 @@ if TYPE_CHECKING:  # the export stack loads only for the commands that export (r
 
 __all__ = ["main"]
 
-DEFAULT_CONFIG = "config/demo.toml"
-
 
 class _Cli(click.Group):
     """Turns the library's expected failures into one-line errors with the right exit code."""
@@ -71,10 +69,9 @@ def _selection(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--config",
             "config_path",
-            default=DEFAULT_CONFIG,
-            show_default=True,
             type=click.Path(dir_okay=False),
-            help="TOML configuration file.",
+            help="TOML configuration file [default: the packaged demo configuration, "
+            "config/demo.toml, its paths relative to the working directory].",
         ),
         click.option("--target", help="Directory to publish to (overrides export.target)."),
         click.option("--site", "sites", multiple=True, help="Only this site (repeatable)."),
@@ -91,7 +88,9 @@ def _selection(command: Callable[..., Any]) -> Callable[..., Any]:
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
 
-def _load(config_path: str) -> config_module.Config:
+def _load(config_path: str | None) -> config_module.Config:
+    if config_path is None:
+        return config_module.load_demo()
     return config_module.load(config_path)
 
 
@@ -161,7 +160,7 @@ NOTHING_TO_DO = 4
     help=f"Exit with code {NOTHING_TO_DO} when there was nothing to export.",
 )
 def run_command(
-    config_path: str,
+    config_path: str | None,
     dry_run: bool,
     report_path: str | None,
     exit_nothing: bool,
@@ -251,7 +250,7 @@ def verify_command(target: str, sample: float) -> None:
 
 @main.command("plan")
 @_selection
-def plan_command(config_path: str, **selection: Any) -> None:
+def plan_command(config_path: str | None, **selection: Any) -> None:
     """Show what `run` would export, without exporting.
 
     \b

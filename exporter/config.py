@@ -7,6 +7,7 @@ String values may reference the environment as ``${VAR}`` or ``${VAR:-default}``
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
 import tomllib
@@ -29,6 +30,7 @@ __all__ = [
     "TableConfig",
     "check_name",
     "load",
+    "load_demo",
     "redact",
 ]
 
@@ -147,6 +149,16 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return _Loader(path, env).config(raw)
+
+
+def load_demo(env: Mapping[str, str] | None = None) -> Config:
+    """The embedded default: ``config/demo.toml`` as shipped in the package.
+
+    Its relative paths (the SQLite files, the target) are relative to the working directory.
+    """
+    resource = importlib.resources.files("exporter.config_files") / "demo.toml"
+    with importlib.resources.as_file(resource) as path:
+        return load(path, env)
 
 
 class _Loader:

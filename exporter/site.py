@@ -17,6 +17,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import importlib.resources
 import json
 import math
 import re
@@ -30,7 +31,7 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemBytecodeCache, FunctionLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from . import publish
@@ -53,7 +54,10 @@ __all__ = [
     "select_pages",
 ]
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "site_templates"
+# `site_templates/` of the repository, shipped in the package: found the same way in a
+# checkout, an editable install and a wheel.
+TEMPLATES = importlib.resources.files("exporter.site_templates")
+_TEMPLATE_SUFFIXES = (".html", ".css", ".js", ".toml")
 HTML_TYPE = "text/html; charset=utf-8"
 _RELATIVE = re.compile(r"^(?![/\\])[A-Za-z0-9._~=/%-]+(#[A-Za-z0-9_-]+)?$|^#[A-Za-z0-9_-]+$")
 _WEB = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~=%+,@-]*)*$")
@@ -187,7 +191,7 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 @functools.cache
 def _environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FunctionLoader(_template_source),
         bytecode_cache=_bytecode_cache(),
         autoescape=True,
         undefined=StrictUndefined,
@@ -198,6 +202,11 @@ def _environment() -> Environment:
         href=href, int=fmt_int, bytes=fmt_bytes, num=fmt_num, time=fmt_time, utc=fmt_utc
     )
     return env
+
+
+def _template_source(name: str) -> str | None:
+    resource = TEMPLATES / name
+    return resource.read_text(encoding="utf-8") if resource.is_file() else None
 
 
 def _inline(name: str) -> tuple[Markup, str]:
@@ -391,7 +400,8 @@ def _by_month(partitions: Iterable[Partition]) -> dict[str, list[Partition]]:
 def generator() -> dict[str, str]:
     """What renders the pages, for the catalog: another version re-renders every page."""
     digest = hashlib.sha256()
-    for path in sorted(TEMPLATES.iterdir()):
+    files = (f for f in TEMPLATES.iterdir() if f.name.endswith(_TEMPLATE_SUFFIXES))
+    for path in sorted(files, key=lambda f: f.name):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return {"name": "ess-export", "site_templates": "sha256:" + digest.hexdigest()}
 
