@@ -396,6 +396,8 @@ def site_command(target: str) -> None:
 def serve_command(target: str, port: int, host: str) -> None:
     """Preview a local publish over HTTP; Ctrl-C stops it.
 
+    Byte-range requests are answered, so Parquet readers (polars, DuckDB) work on it.
+
     \b
     Example:
       ess-export serve --target ./public --port 8000

@@ -142,7 +142,7 @@ def _columns(schema: TableSchema) -> tuple[Column, ...]:
 
 def make_plan(
     config: Config,
-    target: Target,
+    target: Target | str,
     *,
     sites: Sequence[str] = (),
     tables: Sequence[str] = (),
@@ -152,7 +152,12 @@ def make_plan(
     full_check: bool = False,
     now: datetime | None = None,
 ) -> Plan:
-    """Discover schemas, extents (and fingerprints), then decide purely what each table needs."""
+    """Discover schemas, extents (and fingerprints), then decide purely what each table needs.
+
+    `target` is a Target or, as for `run`, a directory or ``s3://bucket/prefix``.
+    """
+    if isinstance(target, str):
+        target = open_target(target, config.s3)
     if since and until and since > until:
         raise ConfigError(f"--since {since} is after --until {until}; swap them")
     now = now or datetime.now(UTC)
