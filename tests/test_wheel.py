@@ -77,6 +77,8 @@ def test_the_wheel_ships_the_templates_labels_and_configurations(wheel: Path) ->
     assert {f"exporter/site_templates/{n}" for n in templates} <= names
     assert "exporter/site_templates/labels.toml" in names
     assert {"exporter/config_files/demo.toml", "exporter/config_files/sites.toml"} <= names
+    recipes = {f"exporter/config_files/deploy/{p.name}" for p in (ROOT / "config/deploy").iterdir()}
+    assert recipes and recipes <= names
 
 
 def _imports(path: Path) -> set[str]:
