@@ -218,6 +218,11 @@ def test_local_and_missing_targets_are_one_line_naming_the_path(
             ("query", "nothing", "--site", "1", "--table", "rack"), 1, f"Error: {nothing}"
         ),
         "sql-no-catalog": Case(("sql", "nothing", "SELECT 1"), 1, f"Error: {nothing}"),
+        "query-below-the-root": Case(
+            ("query", str(read_only_publish / "sites"), "--site", "1", "--table", "rack"),
+            1,
+            f"Error: no published dataset at {read_only_publish / 'sites'} (no catalog.json)",
+        ),
     }
     results = run_cases(cases, tmp_path, clean_env(tmp_path))
     for name, case in cases.items():
