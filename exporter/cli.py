@@ -18,9 +18,9 @@ import click
 
 from . import config as config_module
 from . import demo as demo_module
-from .errors import ConfigError, ExportError
+from .errors import ConfigError, ExportError, PublishError
 from .publish import verify
-from .storage import open_target
+from .storage import Target, open_target
 
 if TYPE_CHECKING:  # the export stack loads only for the commands that export (run, plan)
     from .pipeline import Plan, RunReport
@@ -29,20 +29,64 @@ if TYPE_CHECKING:  # the export stack loads only for the commands that export (r
 
 __all__ = ["main"]
 
-DEFAULT_CONFIG = "config/demo.toml"
+_CONFIG_KEY = "ess_export.config"
 
 
 class _Cli(click.Group):
-    """Turns the library's expected failures into one-line errors with the right exit code."""
+    """Turns the library's expected failures into one-line errors with the right exit code.
+
+    Usage errors too are one `Error:` line, without click's usage banner (`--help` has it).
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _bare(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _bare(exc) from None
         except ExportError as exc:
+            message = _masked(" ".join(str(exc).splitlines()), ctx)
             if isinstance(exc, ConfigError):
-                raise click.UsageError(str(exc), ctx) from None
-            click.echo(f"Error: {exc}", err=True)
+                raise click.UsageError(message) from None
+            click.echo(f"Error: {message}", err=True)
             ctx.exit(exc.exit_code)
+
+
+def _masked(message: str, ctx: click.Context) -> str:
+    # Whatever part of a DSN carried a password, and whichever module wrote the message.
+    config = ctx.meta.get(_CONFIG_KEY)
+    for site in config.sites if config else ():
+        message = config_module.mask(message, site.dsn)
+    return message
+
+
+def _bare(exc: click.UsageError) -> click.UsageError:
+    # Without its context, click prints a usage error as the one `Error:` line.
+    if not isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        exc.ctx = None
+    return exc
+
+
+def _published(uri: str) -> Target:
+    """The target under `uri`, which must hold a published dataset (its catalog.json)."""
+    target = open_target(uri)
+    if target.head("catalog.json") is None:
+        raise PublishError(
+            f"no published dataset at {uri} (no catalog.json); give the folder, s3:// or "
+            f"https:// base that holds one, or publish with `ess-export run --target {uri}`"
+        )
+    return target
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,10 +115,9 @@ def _selection(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--config",
             "config_path",
-            default=DEFAULT_CONFIG,
-            show_default=True,
             type=click.Path(dir_okay=False),
-            help="TOML configuration file.",
+            help="TOML configuration file [default: the packaged demo configuration, "
+            "config/demo.toml, its paths relative to the working directory].",
         ),
         click.option("--target", help="Directory to publish to (overrides export.target)."),
         click.option("--site", "sites", multiple=True, help="Only this site (repeatable)."),
@@ -91,8 +134,13 @@ def _selection(command: Callable[..., Any]) -> Callable[..., Any]:
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
 
-def _load(config_path: str) -> config_module.Config:
-    return config_module.load(config_path)
+def _load(config_path: str | None) -> config_module.Config:
+    if config_path is None:
+        config = config_module.load_demo()
+    else:
+        config = config_module.load(config_path)
+    click.get_current_context().meta[_CONFIG_KEY] = config  # for _masked
+    return config
 
 
 def _print_plan(plan: Plan) -> None:
@@ -161,7 +209,7 @@ NOTHING_TO_DO = 4
     help=f"Exit with code {NOTHING_TO_DO} when there was nothing to export.",
 )
 def run_command(
-    config_path: str,
+    config_path: str | None,
     dry_run: bool,
     report_path: str | None,
     exit_nothing: bool,
@@ -239,7 +287,7 @@ def verify_command(target: str, sample: float) -> None:
     Example:
       ess-export verify --target s3://open-data/ess --sample 0.1
     """
-    found = verify(open_target(target), sample)
+    found = verify(_published(target), sample)
     for label, what in found.problems:
         click.echo(f"{label}: {what}")
     problems = len(found.problems)
@@ -250,7 +298,7 @@ def verify_command(target: str, sample: float) -> None:
 
 @main.command("plan")
 @_selection
-def plan_command(config_path: str, **selection: Any) -> None:
+def plan_command(config_path: str | None, **selection: Any) -> None:
     """Show what `run` would export, without exporting.
 
     \b
@@ -323,7 +371,7 @@ def site_command(target: str) -> None:
     """
     from .site import build_site
 
-    written, deleted = build_site(open_target(target))
+    written, deleted = build_site(_published(target))
     gone = f", deleted {deleted} of months or tables no manifest has" if deleted else ""
     click.echo(f"wrote {written} page(s) to {target}{gone}")
 
@@ -346,6 +394,8 @@ def site_command(target: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="IPv4 address to listen on.")
 def serve_command(target: str, port: int, host: str) -> None:
     """Preview a local publish over HTTP; Ctrl-C stops it.
+
+    Byte-range requests are answered, so Parquet readers (polars, DuckDB) work on it.
 
     \b
     Example:
@@ -496,6 +546,7 @@ def query_command(
     """
     from . import query
 
+    _published(uri)
     with query.Dataset.open(uri, cache_dir=cache_dir) as dataset:
         if page is None and fmt in ("csv", "parquet"):
             reader = dataset.rows(site, table, **question)
@@ -538,6 +589,7 @@ def sql_command(
     """
     from . import query
 
+    _published(uri)
     with query.Dataset.open(uri, cache_dir=cache_dir) as dataset:
         reader = dataset.sql_reader(statement)
         if fmt in ("csv", "parquet"):

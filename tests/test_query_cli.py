@@ -85,10 +85,6 @@ FAILURES: dict[str, tuple[list[str], str]] = {
         ["query", "ROOT", "--site", "2", "--table", "pcs", "--bank", "1"],
         "table pcs of site 2 has no bank_id column, so it cannot be filtered by bank",
     ),
-    "not-a-root": (
-        ["query", "ROOT/sites", *RACK],
-        "not found:",
-    ),
     "sql-read-file": (
         ["sql", "ROOT", "SELECT * FROM read_csv('/etc/passwd')"],
         'Permission Error: Cannot access file "/etc/passwd"',
