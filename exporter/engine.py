@@ -176,9 +176,9 @@ class Deadline:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:
-        if self.left <= 0:
-            self.expired = True
-            raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
+        """Interrupts the work when the budget runs out; work that outlasted it, but
+        ended before the interrupt landed, is over the limit all the same."""
+        self._check()
         timer = threading.Timer(self.left, self._expire)
         timer.daemon = True
         started = time.monotonic()
@@ -188,6 +188,12 @@ class Deadline:
         finally:
             timer.cancel()
             self.left -= time.monotonic() - started
+        self._check()
+
+    def _check(self) -> None:
+        if self.left <= 0 or self.expired:
+            self.expired = True
+            raise duckdb.InterruptException("INTERRUPT Error: Interrupted!")
 
     def _expire(self) -> None:
         self.expired = True
