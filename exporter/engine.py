@@ -128,27 +128,37 @@ class Engine:
         connection.execute("SET lock_configuration = true")
         self._base = connection
         self._local = threading.local()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._owners: dict[threading.Thread, duckdb.DuckDBPyConnection] = {}
         self._lock = threading.Lock()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """This thread's connection to the database (DuckDB connections are not shared)."""
-        cursor = getattr(self._local, "cursor", None)
+        """This thread's connection to the database (DuckDB connections are not shared).
+
+        A thread that has ended hands its cursor on: a server making a thread per request
+        keeps as many cursors as it has threads at once, not one per request ever served.
+        A stream is to be read before the thread that opened it ends.
+        """
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
         if cursor is None:
             with self._lock:
-                cursor = self._base.cursor()
-                self._cursors.append(cursor)
+                ended = next((t for t in self._owners if not t.is_alive()), None)
+                cursor = self._owners.pop(ended) if ended else self._base.cursor()
+                self._owners[threading.current_thread()] = cursor
             self._local.cursor = cursor
         return cursor
+
+    @property
+    def cursors(self) -> int:
+        return len(self._owners)
 
     def deadline(self) -> Deadline:
         return Deadline(self.cursor(), self.limits.timeout)
 
     def close(self) -> None:
         with self._lock:
-            for cursor in self._cursors:
+            for cursor in self._owners.values():
                 cursor.close()
-            self._cursors.clear()
+            self._owners.clear()
         self._base.close()  # the last connection: DuckDB removes its temporary folder
 
 

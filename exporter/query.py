@@ -860,7 +860,7 @@ class Dataset:
                 for name, pairs in views.items():
                     cursor.execute(f"CREATE VIEW {_q(name)} AS {self._stand_in_sql(name, pairs)}")
             wanted = set(views) if self.cache is None else referenced_names(statement)
-            for name in sorted(wanted & set(views) - real):
+            for name in sorted((wanted & set(views)) - real):
                 with self._files_lock:
                     files = [
                         f for site, table in views[name] for f in self._view_files(site, table)

@@ -129,13 +129,15 @@ def test_limits_are_set_in_the_database(published: Path) -> None:
         (["--memory", "lots"], "Invalid value for '--memory': 'lots' is not a size; give e.g."),
         (["--threads", "0"], "Invalid value for '--threads': 0 is not in the range x>=1."),
         (["--temp-limit", "1 parsec"], "Invalid value for '--temp-limit': '1 parsec' is not a"),
+        (["--site", "1", "--table", "etc", "--memory", "x"], "Invalid value for '--memory': 'x'"),
     ],
-    ids=["timeout", "memory", "threads", "temp-limit"],
+    ids=["timeout", "memory", "threads", "temp-limit", "query-memory"],
 )
 def test_bad_limits_are_usage_errors(
     published: Path, tmp_path: Path, args: list[str], message: str
 ) -> None:
-    result = ess_export("sql", str(published), "SELECT 1", *args, cwd=tmp_path, cache=tmp_path)
+    command = ["query", str(published)] if "--site" in args else ["sql", str(published), "SELECT 1"]
+    result = ess_export(*command, *args, cwd=tmp_path, cache=tmp_path)
     assert result.returncode == 2 and message in result.stderr
 
 
@@ -188,3 +190,17 @@ def test_eight_threads_share_a_dataset(published: Path, tmp_path: Path, kind: st
         for i, table in answered:
             assert table.schema == serial[i].schema, QUESTIONS[i]
             assert table_rows(table) == table_rows(serial[i]), QUESTIONS[i]
+
+
+def test_threads_that_ended_hand_their_cursor_on(published: Path) -> None:
+    """A server with a thread per request must not keep a cursor per request served."""
+    with Dataset.open(str(published)) as dataset:
+        counts = []
+        for _ in range(20):
+            thread = threading.Thread(
+                target=lambda: counts.append(dataset.sql("SELECT count(*) FROM etc_1").num_rows)
+            )
+            thread.start()
+            thread.join(timeout=60)
+        assert counts == [1] * 20
+        assert dataset._get_engine().cursors == 1
