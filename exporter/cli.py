@@ -430,6 +430,44 @@ _CACHE_HELP = (
 )
 
 
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .engine import is_size
+
+    if value is not None and not is_size(value):
+        raise click.BadParameter(f"{value!r} is not a size; give e.g. 4GB, 512MB or 1.5GiB")
+    return value
+
+
+def _limits(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The bounds of every query, shared by `query` and `sql` (see README, Querying)."""
+    options = [
+        click.option(
+            "--timeout",
+            metavar="SECONDS",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Stop a query after this many seconds of work [default: 60].",
+        ),
+        click.option(
+            "--memory",
+            metavar="SIZE",
+            callback=_size,
+            help="Memory a query may use, e.g. 8GB [default: a quarter of the machine's].",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            help="Threads a query may use [default: up to 4].",
+        ),
+        click.option(
+            "--temp-limit",
+            metavar="SIZE",
+            callback=_size,
+            help="Disk for a query's temporary files, in the cache folder [default: 10GiB].",
+        ),
+    ]
+    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
+
+
 def _emit(output: str | None, write: Callable[[Any], object], binary: bool = False) -> None:
     """Hand `write` stdout (no -o, or -o -), or a file that appears only once complete."""
     import os
@@ -501,6 +539,7 @@ def _page_writer(fmt: str, page: Any) -> Callable[[Any], object]:
 @click.option("--format", "fmt", type=_OUTPUT_FORMATS, default="json", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP)
+@_limits
 def query_command(
     uri: str,
     site: str,
@@ -510,6 +549,10 @@ def query_command(
     fmt: str,
     output: str | None,
     cache_dir: str | None,
+    timeout: float | None,
+    memory: str | None,
+    threads: int | None,
+    temp_limit: str | None,
     **question: Any,
 ) -> None:
     """Answer the old API's question from the published files under URI.
@@ -547,7 +590,8 @@ def query_command(
     from . import query
 
     _published(uri)
-    with query.Dataset.open(uri, cache_dir=cache_dir) as dataset:
+    limits = {"timeout": timeout, "memory": memory, "threads": threads, "temp_limit": temp_limit}
+    with query.Dataset.open(uri, cache_dir=cache_dir, **limits) as dataset:
         if page is None and fmt in ("csv", "parquet"):
             reader = dataset.rows(site, table, **question)
             writer = query.write_csv if fmt == "csv" else query.write_parquet
@@ -563,8 +607,17 @@ def query_command(
 @click.option("--format", "fmt", type=_OUTPUT_FORMATS, default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP)
+@_limits
 def sql_command(
-    uri: str, statement: str, fmt: str, output: str | None, cache_dir: str | None
+    uri: str,
+    statement: str,
+    fmt: str,
+    output: str | None,
+    cache_dir: str | None,
+    timeout: float | None,
+    memory: str | None,
+    threads: int | None,
+    temp_limit: str | None,
 ) -> None:
     """Run one DuckDB SELECT over the published files under URI.
 
@@ -573,10 +626,17 @@ def sql_command(
     `date` columns from the file layout and columns matched by name (NULL where a
     site lacks one); one per site (rack_1, pcs_2, ...). Timestamps are in the
     sites' zone (UTC if they differ).
-    Only a single SELECT runs, on a connection that can read the dataset's files
-    and nothing else: no other files, extensions, ATTACH, COPY or SET.
+    The views are catalog objects: SHOW TABLES, DESCRIBE rack_1, SUMMARIZE rack
+    and information_schema work. Only one SELECT (or SHOW, DESCRIBE, SUMMARIZE)
+    runs, in a database that can read the dataset's files and nothing else: no
+    other files, extensions, ATTACH, COPY or SET.
     For s3:// and http(s):// roots, the files of the views the statement names
     are fetched into the cache first.
+
+    \b
+    Every query is bounded (exit 2 and one line naming the limit when reached):
+    --timeout 60 seconds, --memory a quarter of the machine, --threads up to 4,
+    --temp-limit 10GiB of temporary files, kept in the cache folder.
 
     \b
     --format table (default) shows up to 1000 rows; json gives {"count", "results"}
@@ -590,7 +650,8 @@ def sql_command(
     from . import query
 
     _published(uri)
-    with query.Dataset.open(uri, cache_dir=cache_dir) as dataset:
+    limits = {"timeout": timeout, "memory": memory, "threads": threads, "temp_limit": temp_limit}
+    with query.Dataset.open(uri, cache_dir=cache_dir, **limits) as dataset:
         reader = dataset.sql_reader(statement)
         if fmt in ("csv", "parquet"):
             writer = query.write_csv if fmt == "csv" else query.write_parquet
