@@ -18,9 +18,9 @@ import click
 
 from . import config as config_module
 from . import demo as demo_module
-from .errors import ConfigError, ExportError
+from .errors import ConfigError, ExportError, PublishError
 from .publish import verify
-from .storage import open_target
+from .storage import Target, open_target
 
 if TYPE_CHECKING:  # the export stack loads only for the commands that export (run, plan)
     from .pipeline import Plan, RunReport
@@ -29,20 +29,64 @@ if TYPE_CHECKING:  # the export stack loads only for the commands that export (r
 
 __all__ = ["main"]
 
-DEFAULT_CONFIG = "config/demo.toml"
+_CONFIG_KEY = "ess_export.config"
 
 
 class _Cli(click.Group):
-    """Turns the library's expected failures into one-line errors with the right exit code."""
+    """Turns the library's expected failures into one-line errors with the right exit code.
+
+    Usage errors too are one `Error:` line, without click's usage banner (`--help` has it).
+    """
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _bare(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _bare(exc) from None
         except ExportError as exc:
+            message = _masked(" ".join(str(exc).splitlines()), ctx)
             if isinstance(exc, ConfigError):
-                raise click.UsageError(str(exc), ctx) from None
-            click.echo(f"Error: {exc}", err=True)
+                raise click.UsageError(message) from None
+            click.echo(f"Error: {message}", err=True)
             ctx.exit(exc.exit_code)
+
+
+def _masked(message: str, ctx: click.Context) -> str:
+    # Whatever part of a DSN carried a password, and whichever module wrote the message.
+    config = ctx.meta.get(_CONFIG_KEY)
+    for site in config.sites if config else ():
+        message = config_module.mask(message, site.dsn)
+    return message
+
+
+def _bare(exc: click.UsageError) -> click.UsageError:
+    # Without its context, click prints a usage error as the one `Error:` line.
+    if not isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        exc.ctx = None
+    return exc
+
+
+def _published(uri: str) -> Target:
+    """The target under `uri`, which must hold a published dataset (its catalog.json)."""
+    target = open_target(uri)
+    if target.head("catalog.json") is None:
+        raise PublishError(
+            f"no published dataset at {uri} (no catalog.json); give the folder, s3:// or "
+            f"https:// base that holds one, or publish with `ess-export run --target {uri}`"
+        )
+    return target
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,10 +115,9 @@ def _selection(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--config",
             "config_path",
-            default=DEFAULT_CONFIG,
-            show_default=True,
             type=click.Path(dir_okay=False),
-            help="TOML configuration file.",
+            help="TOML configuration file [default: the packaged demo configuration, "
+            "config/demo.toml, its paths relative to the working directory].",
         ),
         click.option("--target", help="Directory to publish to (overrides export.target)."),
         click.option("--site", "sites", multiple=True, help="Only this site (repeatable)."),
@@ -91,8 +134,13 @@ def _selection(command: Callable[..., Any]) -> Callable[..., Any]:
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
 
-def _load(config_path: str) -> config_module.Config:
-    return config_module.load(config_path)
+def _load(config_path: str | None) -> config_module.Config:
+    if config_path is None:
+        config = config_module.load_demo()
+    else:
+        config = config_module.load(config_path)
+    click.get_current_context().meta[_CONFIG_KEY] = config  # for _masked
+    return config
 
 
 def _print_plan(plan: Plan) -> None:
@@ -161,7 +209,7 @@ NOTHING_TO_DO = 4
     help=f"Exit with code {NOTHING_TO_DO} when there was nothing to export.",
 )
 def run_command(
-    config_path: str,
+    config_path: str | None,
     dry_run: bool,
     report_path: str | None,
     exit_nothing: bool,
@@ -239,7 +287,7 @@ def verify_command(target: str, sample: float) -> None:
     Example:
       ess-export verify --target s3://open-data/ess --sample 0.1
     """
-    found = verify(open_target(target), sample)
+    found = verify(_published(target), sample)
     for label, what in found.problems:
         click.echo(f"{label}: {what}")
     problems = len(found.problems)
@@ -250,7 +298,7 @@ def verify_command(target: str, sample: float) -> None:
 
 @main.command("plan")
 @_selection
-def plan_command(config_path: str, **selection: Any) -> None:
+def plan_command(config_path: str | None, **selection: Any) -> None:
     """Show what `run` would export, without exporting.
 
     \b
@@ -323,7 +371,7 @@ def site_command(target: str) -> None:
     """
     from .site import build_site
 
-    written, deleted = build_site(open_target(target))
+    written, deleted = build_site(_published(target))
     gone = f", deleted {deleted} of months or tables no manifest has" if deleted else ""
     click.echo(f"wrote {written} page(s) to {target}{gone}")
 
@@ -346,6 +394,8 @@ def site_command(target: str) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="IPv4 address to listen on.")
 def serve_command(target: str, port: int, host: str) -> None:
     """Preview a local publish over HTTP; Ctrl-C stops it.
+
+    Byte-range requests are answered, so Parquet readers (polars, DuckDB) work on it.
 
     \b
     Example:
@@ -378,6 +428,44 @@ _CACHE_HELP = (
     "Cache for the files of s3:// and http(s):// roots "
     "[default: $ESS_EXPORT_CACHE, else $XDG_CACHE_HOME/ess-export or ~/.cache/ess-export]."
 )
+
+
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from .engine import is_size
+
+    if value is not None and not is_size(value):
+        raise click.BadParameter(f"{value!r} is not a size; give e.g. 4GB, 512MB or 1.5GiB")
+    return value
+
+
+def _limits(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The bounds of every query, shared by `query` and `sql` (see README, Querying)."""
+    options = [
+        click.option(
+            "--timeout",
+            metavar="SECONDS",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Stop a query after this many seconds of work [default: 60].",
+        ),
+        click.option(
+            "--memory",
+            metavar="SIZE",
+            callback=_size,
+            help="Memory a query may use, e.g. 8GB [default: a quarter of the machine's].",
+        ),
+        click.option(
+            "--threads",
+            type=click.IntRange(min=1),
+            help="Threads a query may use [default: up to 4].",
+        ),
+        click.option(
+            "--temp-limit",
+            metavar="SIZE",
+            callback=_size,
+            help="Disk for a query's temporary files, in the cache folder [default: 10GiB].",
+        ),
+    ]
+    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
 
 def _emit(output: str | None, write: Callable[[Any], object], binary: bool = False) -> None:
@@ -451,6 +539,7 @@ def _page_writer(fmt: str, page: Any) -> Callable[[Any], object]:
 @click.option("--format", "fmt", type=_OUTPUT_FORMATS, default="json", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP)
+@_limits
 def query_command(
     uri: str,
     site: str,
@@ -460,6 +549,10 @@ def query_command(
     fmt: str,
     output: str | None,
     cache_dir: str | None,
+    timeout: float | None,
+    memory: str | None,
+    threads: int | None,
+    temp_limit: str | None,
     **question: Any,
 ) -> None:
     """Answer the old API's question from the published files under URI.
@@ -496,7 +589,9 @@ def query_command(
     """
     from . import query
 
-    with query.Dataset.open(uri, cache_dir=cache_dir) as dataset:
+    _published(uri)
+    limits = {"timeout": timeout, "memory": memory, "threads": threads, "temp_limit": temp_limit}
+    with query.Dataset.open(uri, cache_dir=cache_dir, **limits) as dataset:
         if page is None and fmt in ("csv", "parquet"):
             reader = dataset.rows(site, table, **question)
             writer = query.write_csv if fmt == "csv" else query.write_parquet
@@ -512,8 +607,17 @@ def query_command(
 @click.option("--format", "fmt", type=_OUTPUT_FORMATS, default="table", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP)
+@_limits
 def sql_command(
-    uri: str, statement: str, fmt: str, output: str | None, cache_dir: str | None
+    uri: str,
+    statement: str,
+    fmt: str,
+    output: str | None,
+    cache_dir: str | None,
+    timeout: float | None,
+    memory: str | None,
+    threads: int | None,
+    temp_limit: str | None,
 ) -> None:
     """Run one DuckDB SELECT over the published files under URI.
 
@@ -522,10 +626,17 @@ def sql_command(
     `date` columns from the file layout and columns matched by name (NULL where a
     site lacks one); one per site (rack_1, pcs_2, ...). Timestamps are in the
     sites' zone (UTC if they differ).
-    Only a single SELECT runs, on a connection that can read the dataset's files
-    and nothing else: no other files, extensions, ATTACH, COPY or SET.
+    The views are catalog objects: SHOW TABLES, DESCRIBE rack_1, SUMMARIZE rack
+    and information_schema work. Only one SELECT (or SHOW, DESCRIBE, SUMMARIZE)
+    runs, in a database that can read the dataset's files and nothing else: no
+    other files, extensions, ATTACH, COPY or SET.
     For s3:// and http(s):// roots, the files of the views the statement names
     are fetched into the cache first.
+
+    \b
+    Every query is bounded (exit 2 and one line naming the limit when reached):
+    --timeout 60 seconds, --memory a quarter of the machine, --threads up to 4,
+    --temp-limit 10GiB of temporary files, kept in the cache folder.
 
     \b
     --format table (default) shows up to 1000 rows; json gives {"count", "results"}
@@ -538,7 +649,9 @@ def sql_command(
     """
     from . import query
 
-    with query.Dataset.open(uri, cache_dir=cache_dir) as dataset:
+    _published(uri)
+    limits = {"timeout": timeout, "memory": memory, "threads": threads, "temp_limit": temp_limit}
+    with query.Dataset.open(uri, cache_dir=cache_dir, **limits) as dataset:
         reader = dataset.sql_reader(statement)
         if fmt in ("csv", "parquet"):
             writer = query.write_csv if fmt == "csv" else query.write_parquet

@@ -7,6 +7,7 @@ String values may reference the environment as ``${VAR}`` or ``${VAR:-default}``
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
 import tomllib
@@ -14,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
@@ -29,6 +30,9 @@ __all__ = [
     "TableConfig",
     "check_name",
     "load",
+    "dsn_secrets",
+    "load_demo",
+    "mask",
     "redact",
 ]
 
@@ -36,6 +40,10 @@ NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 FORMATS = ("parquet", "csv")
 LANGUAGES = ("en", "ko")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Where a DSN can carry a password: the URL's userinfo, or a libpq password parameter.
+_NETLOC = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
+_PASSWORD_PARAM = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
+_DSN_EXPECTED = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME or sqlite:PATH"
 
 
 @dataclass(frozen=True)
@@ -123,16 +131,29 @@ def check_name(kind: str, value: str, where: str) -> str:
     return value
 
 
+def dsn_secrets(dsn: str) -> tuple[str, ...]:
+    """Every password a DSN carries (userinfo, ``password=``, ``sslpassword=``), as
+    written and percent-decoded; parsed leniently, so a malformed DSN still gives them."""
+    found = []
+    netloc = _NETLOC.match(dsn)
+    if netloc:
+        userinfo = netloc.group(1).rpartition("@")[0]
+        found.append(userinfo.partition(":")[2])
+    found += _PASSWORD_PARAM.findall(dsn)
+    secrets = {form for value in found if value for form in (value, unquote(value))}
+    return tuple(sorted(secrets, key=lambda s: (-len(s), s)))  # longest first: whole words
+
+
+def mask(text: str, dsn: str) -> str:
+    """`text` with every password of `dsn` replaced by ``***``."""
+    for secret in dsn_secrets(dsn):
+        text = text.replace(secret, "***")
+    return text
+
+
 def redact(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    try:
-        parts = urlsplit(dsn)
-        if parts.password is None:
-            return dsn
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return parts._replace(netloc=netloc).geturl()
-    except ValueError:
-        return "<unparseable DSN>"
+    """The DSN without its passwords, for messages."""
+    return mask(dsn, dsn)
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
@@ -148,6 +169,16 @@ def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return _Loader(path, env).config(raw)
+
+
+def load_demo(env: Mapping[str, str] | None = None) -> Config:
+    """The embedded default: ``config/demo.toml`` as shipped in the package.
+
+    Its relative paths (the SQLite files, the target) are relative to the working directory.
+    """
+    resource = importlib.resources.files("exporter.config_files") / "demo.toml"
+    with importlib.resources.as_file(resource) as path:
+        return load(path, env)
 
 
 class _Loader:
@@ -292,35 +323,42 @@ class _Loader:
         literal = raw.get("dsn")
         if not isinstance(literal, str):
             raise self.fail(f"{where}.dsn", 'is required: a string such as "${ESS1_DSN}"')
-        try:
-            literal_password = urlsplit(literal).password
-        except ValueError:
-            literal_password = None
-        if literal_password and "${" not in literal_password:
+        # What the file itself writes: variables as empty, defaults as given. A password
+        # there (userinfo, password=, a ${VAR:-default}) is a secret in the file.
+        written = _ENV_REF.sub(lambda m: m.group(2) or "", literal)
+        if dsn_secrets(written):
             raise self.fail(
                 f"{where}.dsn",
-                "holds a literal password; put the DSN in an environment variable and write "
+                "holds a literal password (in the URL, a password= parameter or a "
+                "${VAR:-default}); put the DSN in an environment variable and write "
                 'dsn = "${ESS1_DSN}"',
             )
         dsn = self.expand(literal, f"{where}.dsn")
         return self.checked_dsn(dsn, f"{where}.dsn")
 
     def checked_dsn(self, dsn: str, key: str) -> str:
-        expected = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME or sqlite:PATH"
+        """The DSN if well formed; else an error naming the part at fault (never a secret)."""
         try:
             parts = urlsplit(dsn)
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            raise self.fail(key, f"malformed DSN; {expected}") from None
-        if parts.scheme in ("postgresql", "postgres"):
-            if not parts.hostname or not parts.path.strip("/"):
-                raise self.fail(key, f"malformed DSN (host or database missing); {expected}")
-            return dsn
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL": names no part of the DSN
+            raise self.fail(key, f"malformed DSN ({exc}); {_DSN_EXPECTED}") from None
         if parts.scheme == "sqlite":
             if not parts.path:
-                raise self.fail(key, f"malformed DSN (no file); {expected}")
+                raise self.fail(key, f"malformed DSN: no file after 'sqlite:'; {_DSN_EXPECTED}")
             return "sqlite://" + str(Path(parts.path).resolve())
-        raise self.fail(key, f"unsupported DSN scheme {parts.scheme!r}; {expected}")
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise self.fail(key, f"unsupported DSN scheme {parts.scheme!r}; {_DSN_EXPECTED}")
+        port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise self.fail(
+                key,
+                f"malformed DSN: port {port!r} is not a number from 1 to 65535; {_DSN_EXPECTED}",
+            )
+        if not parts.hostname:
+            raise self.fail(key, f"malformed DSN: the host is missing; {_DSN_EXPECTED}")
+        if not parts.path.strip("/"):
+            raise self.fail(key, f"malformed DSN: the database name is missing; {_DSN_EXPECTED}")
+        return dsn
 
     def table(self, where: str, name: str, raw: Any) -> TableConfig:
         key = f"{where}.{name}"

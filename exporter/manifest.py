@@ -260,6 +260,12 @@ def build_datapackage(config: Config, manifests: list[SiteManifest]) -> dict[str
                     # Every daily file repeats the header, as the Data Package spec expects
                     # of a multi-file tabular resource.
                     resource.update(encoding="utf-8", dialect=CSV_DIALECT)
+                else:
+                    # Frictionless reads Parquet through pandas, which turns NULL integers
+                    # into NaN and then fails them as integers: the Parquet files are listed
+                    # (and their schema described) as files, the CSV files are the table
+                    # it validates, so `frictionless validate datapackage.json` passes.
+                    resource["type"] = "file"
                 resources.append(resource)
     ds = config.dataset
     return {

@@ -145,7 +145,7 @@ def _columns(schema: TableSchema) -> tuple[Column, ...]:
 
 def make_plan(
     config: Config,
-    target: Target,
+    target: Target | str,
     *,
     sites: Sequence[str] = (),
     tables: Sequence[str] = (),
@@ -159,7 +159,10 @@ def make_plan(
     """Discover schemas, extents (and fingerprints), then decide purely what each table needs.
 
     `pending`: each site's journal, whose unfinished days join the plan (read here when
-    not given)."""
+    not given). `target` is a Target or, as for `run`, a directory or ``s3://bucket/prefix``.
+    """
+    if isinstance(target, str):
+        target = open_target(target, config.s3)
     if since and until and since > until:
         raise ConfigError(f"--since {since} is after --until {until}; swap them")
     now = now or datetime.now(UTC)

@@ -170,7 +170,7 @@ def commit_catalog(
         found = target.get_tagged(CATALOG_KEY)
         previous, tag = found if found else (None, None)
         old = _parsed(previous)
-        listed = sorted(_listed_sites(old) | set(sites))
+        listed = sorted(_listed_sites(old) | set(sites) | _unlisted(target, previous, old))
         manifests: dict[str, Published] = {}
         damaged = []
         for site in listed:
@@ -209,6 +209,13 @@ def commit_catalog(
         f"{target.url(CATALOG_KEY)}: still changing after {CATALOG_ATTEMPTS} attempts "
         "(many concurrent runs?); run again"
     )
+
+
+def _unlisted(target: Target, raw: bytes | None, catalog: dict[str, Any] | None) -> set[str]:
+    """The sites a damaged catalog no longer lists: those with a manifest on the target."""
+    if raw is None or (catalog is not None and isinstance(catalog.get("sites"), list)):
+        return set()
+    return {k.split("/")[1] for k in target.list("sites/") if k.endswith("/manifest.json")}
 
 
 def _parsed(catalog: bytes | None) -> dict[str, Any] | None:
@@ -276,8 +283,7 @@ def _named(target: Target, report: VerifyReport | None = None) -> _Named:
                 f"{CATALOG_KEY} (not a valid catalog: run `ess-export run` to write it again)"
             )
         # Still check what the site manifests name, found by listing them.
-        sites = {k.split("/")[1] for k in target.list("sites/") if k.endswith("/manifest.json")}
-        named.listed = dict.fromkeys(sorted(sites))
+        named.listed = dict.fromkeys(sorted(_unlisted(target, raw, catalog)))
     else:
         with contextlib.suppress(KeyError, TypeError, AttributeError):
             named.listed = {e["site"]: e.get("sha256") for e in (catalog or {"sites": []})["sites"]}

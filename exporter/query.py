@@ -15,9 +15,12 @@ fully inside the range takes its row count from the manifest. SQL is built only 
 found in the manifest (quoted); values are bound parameters.
 
 A remote root's files are fetched into a verified cache (`exporter.cache`) and read
-locally: DuckDB gets no network access and never downloads an extension. `sql` runs one
-SELECT on a separate connection whose views are made first, after which file access is
-limited to the dataset's files and the configuration is locked.
+locally: DuckDB gets no network access and never downloads an extension. Every query runs
+in one DuckDB database per Dataset (`exporter.engine`) whose limits (time, memory, threads,
+temporary files) and file access (the dataset's files only) are set and locked before any
+SQL of the user's is seen; each thread uses its own cursor, so threads may share a Dataset.
+`sql` parses the user's statement there, refuses all but one SELECT-like statement, and
+runs it over views that are catalog objects of that database.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import contextlib
 import json
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -38,7 +42,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .cache import ChecksumMismatch, FileCache, safe_parts
+from .cache import ChecksumMismatch, FileCache, default_cache_dir, safe_parts
+from .engine import Deadline, Engine, Limits, referenced_names
 from .errors import ExportError, PublishError
 from .journal import Journal, peek_journal
 from .manifest import Partition, SiteManifest, TableManifest, manifest_key
@@ -50,6 +55,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "Dataset",
+    "Limits",
     "Page",
     "QueryError",
     "connect",
@@ -72,6 +78,14 @@ _FILES = "read_parquet($files, union_by_name=true)"
 _FILES_NAMED = "read_parquet($files, union_by_name=true, filename=true)"
 _TOTAL = "__total"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_DUCKDB_TYPES = {
+    "integer": "BIGINT",
+    "float": "DOUBLE",
+    "string": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+}
 _ARROW_TYPES = {
     "integer": pa.int64(),
     "float": pa.float64(),
@@ -128,7 +142,12 @@ def parse_time(value: str | datetime | date | None, zone: ZoneInfo, what: str) -
             ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise QueryError(
+            f"{what} {value!s} is out of range: give a time from 0001-01-02 to 9999-12-30"
+        ) from None
 
 
 def _whole_number(value: object) -> int | None:
@@ -340,7 +359,11 @@ class _Stale(Exception):
 
 
 class Dataset:
-    """A published root, read through its catalog and site manifests. Not thread-safe."""
+    """A published root, read through its catalog and site manifests.
+
+    Safe to share between threads: each thread queries on its own DuckDB cursor, and
+    fetching into the cache takes turns.
+    """
 
     def __init__(
         self,
@@ -350,6 +373,7 @@ class Dataset:
         connect: Callable[[], duckdb.DuckDBPyConnection] = connect,
         cache: FileCache | None = None,
         journals: dict[str, Journal] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.target = target
         self.manifests = manifests
@@ -359,9 +383,15 @@ class Dataset:
         """Sites listed by the catalog whose manifest cannot be read: why, and the fix."""
         self.cache = cache
         """None for a local directory, whose files are read in place."""
+        self.limits = limits or Limits()
         self._connect = connect
-        self._connection: duckdb.DuckDBPyConnection | None = None
-        self._sandbox: duckdb.DuckDBPyConnection | None = None
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+        # The manifest checks and the cache are not written for threads: one at a time.
+        self._files_lock = threading.RLock()
+        self._views_lock = threading.Lock()
+        self._real_views: set[str] | None = None
+        """Views made over their files; None until the first `sql` makes the catalog."""
 
     @classmethod
     def open(
@@ -371,11 +401,17 @@ class Dataset:
         target: Target | None = None,
         connect: Callable[[], duckdb.DuckDBPyConnection] = connect,
         cache_dir: str | Path | None = None,
+        timeout: float | None = None,
+        memory: str | None = None,
+        threads: int | None = None,
+        temp_limit: str | None = None,
     ) -> Dataset:
         """Open a directory, ``s3://bucket/prefix`` or ``http(s)://base/`` and read its manifests.
 
-        `connect` makes the DuckDB connections (one for `query`, one per `sql` call);
-        `cache_dir` overrides the cache of remote files (see `exporter.cache`).
+        `connect` makes the DuckDB database every query runs in; `cache_dir` overrides the
+        cache of remote files (see `exporter.cache`), where temporary files also go.
+        `timeout` (seconds), `memory` (e.g. "4GB"), `threads` and `temp_limit` bound each
+        query (see `Limits` for the defaults).
         """
         target = target or open_target(uri)
         cache = None if isinstance(target, LocalTarget) else FileCache(target.uri, cache_dir)
@@ -391,15 +427,23 @@ class Dataset:
                 journal = peek_journal(target, site)
                 if journal is not None:
                     journals[site] = journal
-        dataset = cls(target, manifests, connect=connect, cache=cache, journals=journals)
+        given = {"timeout": timeout, "memory": memory, "threads": threads}
+        limits = Limits(
+            **{k: v for k, v in given.items() if v is not None},
+            **({"temp_limit": temp_limit} if temp_limit is not None else {}),
+            temp_dir=Path(cache_dir) / "tmp" if cache_dir is not None else None,
+        )
+        dataset = cls(
+            target, manifests, connect=connect, cache=cache, limits=limits, journals=journals
+        )
         dataset.damaged = damaged
         return dataset
 
     def close(self) -> None:
-        for connection in (self._connection, self._sandbox):
-            if connection is not None:
-                connection.close()
-        self._connection = self._sandbox = None
+        with self._engine_lock:
+            if self._engine is not None:
+                self._engine.close()
+            self._engine, self._real_views = None, None
 
     def __enter__(self) -> Dataset:
         return self
@@ -454,10 +498,11 @@ class Dataset:
         request = (site, table, bank, rack, fields, start, end)
         size = parse_page_size(page_size)
         wanted = parse_page(page)
+        deadline = self._deadline()  # one time budget for the whole question
         for reread in (True, False):
             selection = self._select(*request)
             try:
-                return self._page(selection, wanted, size, reread)
+                return self._page(selection, wanted, size, reread, deadline)
             except _Stale:
                 continue  # the manifest was re-read: answer from the new one, once
         raise AssertionError("unreachable: a second mismatch raises PublishError")
@@ -525,18 +570,22 @@ class Dataset:
             file_order=chosen == names,
         )
 
-    def _page(self, selection: _Selection, page: int | str, size: int, reread: bool) -> Page:
+    def _page(
+        self, selection: _Selection, page: int | str, size: int, reread: bool, deadline: Deadline
+    ) -> Page:
         found = None
         if isinstance(page, int) and selection.known_rows == (None,):
-            found = self._read_page_counted(selection, page, size, reread)
+            found = self._read_page_counted(selection, page, size, reread, deadline)
         if found is None:
-            counts = self._counts(selection, reread)
+            counts = self._counts(selection, reread, deadline)
             total = sum(counts)
             number = _page_number(page, total, size)
             # Not schema.empty_table(): that imports pandas (~0.4 s) on the first call.
             data = pa.Table.from_batches([], schema=selection.schema)
             if total:
-                data = self._read_page(selection, counts, (number - 1) * size, size, reread)
+                data = self._read_page(
+                    selection, counts, (number - 1) * size, size, reread, deadline
+                )
         else:
             data, total = found
             number = _page_number(page, total, size)
@@ -551,7 +600,7 @@ class Dataset:
             rows=rows,
         )
 
-    def _counts(self, selection: _Selection, reread: bool) -> list[int]:
+    def _counts(self, selection: _Selection, reread: bool, deadline: Deadline) -> list[int]:
         """Matching rows per partition: from the manifest when it knows, else counted."""
         unknown = [
             p for p, n in zip(selection.partitions, selection.known_rows, strict=True) if n is None
@@ -559,9 +608,9 @@ class Dataset:
         counted: dict[str, int] = {}
         if unknown:
             paths = self._local_paths(selection, unknown, reread)
-            with self._reading(selection):
+            with self._reading(selection, deadline):
                 by_path = dict(
-                    self.connection.execute(
+                    deadline.cursor.execute(
                         selection.count_sql(), {**selection.params, "files": list(paths)}
                     ).fetchall()
                 )
@@ -572,7 +621,13 @@ class Dataset:
         ]
 
     def _read_page(
-        self, selection: _Selection, counts: list[int], offset: int, size: int, reread: bool
+        self,
+        selection: _Selection,
+        counts: list[int],
+        offset: int,
+        size: int,
+        reread: bool,
+        deadline: Deadline,
     ) -> pa.Table:
         partitions = list(selection.partitions)
         if selection.disjoint:
@@ -580,13 +635,13 @@ class Dataset:
             partitions, offset = _page_partitions(partitions, counts, offset, size)
         paths = self._local_paths(selection, partitions, reread)
         params = {**selection.params, "files": list(paths), "limit": size, "offset": offset}
-        with self._reading(selection):
-            relation = self.connection.sql(selection.select_sql(page=True), params=params)
+        with self._reading(selection, deadline):
+            relation = deadline.cursor.sql(selection.select_sql(page=True), params=params)
             assert relation is not None
             return selection.conform(relation.to_arrow_table())
 
     def _read_page_counted(
-        self, selection: _Selection, page: int, size: int, reread: bool
+        self, selection: _Selection, page: int, size: int, reread: bool, deadline: Deadline
     ) -> tuple[pa.Table, int] | None:
         """Rows and count from one scan of one day (the old API's usual question).
 
@@ -595,8 +650,8 @@ class Dataset:
         paths = self._local_paths(selection, selection.partitions, reread)
         params = {**selection.params, "files": list(paths), "limit": size}
         params["offset"] = (page - 1) * size
-        with self._reading(selection):
-            relation = self.connection.sql(selection.select_sql(True, total=True), params=params)
+        with self._reading(selection, deadline):
+            relation = deadline.cursor.sql(selection.select_sql(True, total=True), params=params)
             assert relation is not None
             table = relation.to_arrow_table()
         if table.num_rows == 0:
@@ -605,46 +660,110 @@ class Dataset:
         return selection.conform(table.drop_columns([_TOTAL])), total
 
     def _stream(self, selection: _Selection) -> Iterator[pa.RecordBatch]:
+        # Made here, on the thread that reads the stream: its cursor runs the queries.
+        deadline = self._deadline()
         groups = (
             [[p] for p in selection.partitions] if selection.disjoint else [selection.partitions]
         )
         for group in groups:
             if not group:
                 continue
-            files = self._fresh_paths(selection.site, selection.table, group)
+            with self._files_lock:
+                files = self._fresh_paths(selection.site, selection.table, group)
             params = {**selection.params, "files": files}
-            with self._reading(selection):
+            with self._reading(selection, deadline):
                 sql = selection.select_sql(page=False, one_file=len(files) == 1)
-                relation = self.connection.sql(sql, params=params)
+                relation = deadline.cursor.sql(sql, params=params)
                 assert relation is not None
-                for batch in relation.to_arrow_reader(BATCH_ROWS):
-                    yield from selection.conform(pa.Table.from_batches([batch])).to_batches()
+                reader = relation.to_arrow_reader(BATCH_ROWS)
+            while True:  # the budget counts DuckDB's time, not the reader's between batches
+                with self._reading(selection, deadline):
+                    batch = next(reader, None)
+                if batch is None:
+                    break
+                yield from selection.conform(pa.Table.from_batches([batch])).to_batches()
 
     @contextlib.contextmanager
-    def _reading(self, selection: _Selection) -> Iterator[None]:
+    def _reading(self, selection: _Selection, deadline: Deadline) -> Iterator[None]:
         """DuckDB failing on files that passed the manifest's checks: a damaged publish."""
         try:
-            yield
+            with deadline.running():
+                yield
         except _DUCKDB_ERRORS as exc:
-            raise PublishError(
+            raise self._limit_error(exc, deadline) or PublishError(
                 f"cannot read table {selection.table} of site {selection.site}: "
                 f"{_first_line(exc)}; run `ess-export verify --target {self.target.uri}`"
             ) from None
+
+    def _limit_error(self, exc: Exception, deadline: Deadline) -> QueryError | None:
+        """The one-line error for a query stopped by one of its limits, else None."""
+        text = str(exc)
+        limits = self.limits
+        if deadline.expired and "Interrupt" in text:
+            return QueryError(
+                f"the query ran into its time limit of {limits.timeout:g} s and was stopped; "
+                "narrow it, or raise the limit with --timeout SECONDS (Dataset.open(timeout=))"
+            )
+        if "max_temp_directory_size" in text:
+            return QueryError(
+                f"the query's temporary files reached their limit of {limits.temp_limit}; "
+                "narrow it, or raise the limit with --temp-limit SIZE (Dataset.open(temp_limit=))"
+            )
+        if isinstance(exc, duckdb.OutOfMemoryException) or "Out of Memory" in text:
+            return QueryError(
+                f"the query needs more than its memory limit of {limits.memory_value}; "
+                "narrow it, or raise the limit with --memory SIZE, e.g. --memory 8GB "
+                "(Dataset.open(memory=))"
+            )
+        return None
 
     # --- files ---------------------------------------------------------------------------
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """The connection `query` and `rows` use (made on first use by the factory)."""
-        if self._connection is None:
-            self._connection = self._connect()
-        return self._connection
+        """This thread's cursor of the Dataset's database (see `exporter.engine`)."""
+        return self._get_engine().cursor()
+
+    def _deadline(self) -> Deadline:
+        return self._get_engine().deadline()
+
+    def _get_engine(self) -> Engine:
+        """The database, made on first use: limited and locked before any query runs."""
+        with self._engine_lock:
+            if self._engine is None:
+                zones = {m.timezone for m in self.manifests.values()}
+                paths, directories = [], []
+                if self.cache is None:
+                    paths = self._published_paths()
+                else:  # fetched files appear there later, each verified before it is read
+                    directories = sorted({f"{self.cache.directory}/", _absolute_dir(self.cache)})
+                self._engine = Engine(
+                    self._connect(),
+                    self.limits,
+                    zone=zones.pop() if len(zones) == 1 else "UTC",
+                    paths=paths,
+                    directories=directories,
+                    temp_base=default_cache_dir() / "tmp",
+                )
+            return self._engine
+
+    def _published_paths(self) -> list[str]:
+        """A directory root's Parquet files named by the manifests: all DuckDB may read."""
+        paths = []
+        for site, manifest in self.manifests.items():
+            for table, entry in manifest.tables.items():
+                for partition in entry.partitions:
+                    if "parquet" in partition.files:
+                        with contextlib.suppress(PublishError):  # missing: refused when read
+                            paths.append(self._local(site, table, partition, reread=False))
+        return paths
 
     def _local_paths(
         self, selection: _Selection, partitions: Iterable[Partition], reread: bool
     ) -> dict[str, Partition]:
         """Local paths of the partitions' Parquet files, fetched and verified if remote."""
-        return {self._local(selection.site, selection.table, p, reread): p for p in partitions}
+        with self._files_lock:
+            return {self._local(selection.site, selection.table, p, reread): p for p in partitions}
 
     def _fresh_paths(self, site: str, table: str, group: Sequence[Partition]) -> list[str]:
         """Local paths of `group`, taking a day's new file if it was republished meanwhile."""
@@ -722,54 +841,107 @@ class Dataset:
         return self.sql_reader(statement).read_all()
 
     def sql_reader(self, statement: str, batch_rows: int = BATCH_ROWS) -> pa.RecordBatchReader:
-        """Run one read-only SELECT over the views, streaming the result."""
-        probe = self._connect()
-        try:
-            referenced = _check_statement(probe, statement)
-        finally:
-            probe.close()
-        if self._sandbox is not None:
-            self._sandbox.close()
-        self._sandbox = self._make_sandbox(referenced & set(self.views()))
-        with self._sql_errors():
-            relation = self._sandbox.sql(statement)
-            assert relation is not None  # a SELECT always gives a relation
-            reader = relation.to_arrow_reader(batch_rows)
-        return pa.RecordBatchReader.from_batches(reader.schema, self._guarded(reader))
+        """Run one read-only SELECT (or SHOW, DESCRIBE, SUMMARIZE) over the views, streaming.
 
-    def _guarded(self, reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
-        # Errors found while the rows are computed arrive during iteration.
-        with self._sql_errors():
-            yield from reader
-
-    @contextlib.contextmanager
-    def _sql_errors(self) -> Iterator[None]:
+        The statement is parsed, bound and run only in the Dataset's locked database, and
+        a failure raises a `QueryError` with no exception chained to it.
+        """
+        deadline = self._deadline()
+        cursor = deadline.cursor
+        _check_statement(cursor, statement)
+        self._make_views(cursor, statement)
+        error = None
         try:
-            yield
+            with deadline.running():
+                relation = cursor.sql(statement)
+                assert relation is not None  # a SELECT always gives a relation
+                reader = relation.to_arrow_reader(batch_rows)
         except _DUCKDB_ERRORS as exc:
-            raise QueryError(
-                f"{_first_line(exc)} (the SQL reads only the views: {', '.join(self.views())})"
-            ) from None
+            error = self._sql_error(exc, deadline)
+        if error is not None:
+            raise error  # outside the except clause: nothing of DuckDB's is chained to it
+        return pa.RecordBatchReader.from_batches(reader.schema, self._guarded(reader, deadline))
 
-    def _make_sandbox(self, names: set[str]) -> duckdb.DuckDBPyConnection:
-        """A connection with views over the dataset's files, then locked against all else."""
-        sandbox = self._connect()
-        allowed: list[str] = []
+    def _guarded(
+        self, reader: pa.RecordBatchReader, deadline: Deadline
+    ) -> Iterator[pa.RecordBatch]:
+        # Errors found while the rows are computed arrive during iteration.
+        while True:
+            error = None
+            try:
+                with deadline.running():
+                    batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except _DUCKDB_ERRORS as exc:
+                error = self._sql_error(exc, deadline)
+            if error is not None:
+                raise error
+            yield batch
+
+    def _sql_error(self, exc: Exception, deadline: Deadline) -> QueryError:
+        """One line for the user; for a refused file, the same line whatever the file is."""
+        names = ", ".join(self.views())
+        if isinstance(exc, duckdb.PermissionException) or "Permission Error" in str(exc):
+            return QueryError(
+                f"the SQL can read only the views ({names}): other files, settings and "
+                "extensions are refused"
+            )
+        return self._limit_error(exc, deadline) or QueryError(
+            f"{_first_line(exc)} (the SQL reads only the views: {names})"
+        )
+
+    def _make_views(self, cursor: duckdb.DuckDBPyConnection, statement: str) -> None:
+        """Make the views the statement needs, as catalog objects of the database.
+
+        A directory root gets every view over its files on the first call. A remote root
+        gets, first, a stand-in for each view (its columns, from the manifests, but an
+        error if scanned), then the real view for each name in the statement's text, so
+        that only those tables' files are fetched.
+        """
         views = self.views()
-        for name in sorted(names):
-            files = [f for site, table in views[name] for f in self._view_files(site, table)]
-            if files:  # a table with no published day yet has no view
-                allowed += files
-                sandbox.execute(f"CREATE VIEW {_q(name)} AS {_view_sql(files)}")
-        zones = {m.timezone for m in self.manifests.values()}
-        zone = zones.pop() if len(zones) == 1 else "UTC"
-        # Reads of these exact files stay possible; writes to them are refused by
-        # _check_statement (only SELECT runs), and DuckDB refuses every other path.
-        sandbox.execute(f"SET TimeZone = {_sql_string(zone)}")
-        sandbox.execute(f"SET allowed_paths = [{', '.join(_sql_string(f) for f in allowed)}]")
-        sandbox.execute("SET enable_external_access = false")
-        sandbox.execute("SET lock_configuration = true")
-        return sandbox
+        with self._views_lock:
+            first = self._real_views is None
+            real = self._real_views = set() if first else self._real_views
+            assert real is not None
+            if first and self.cache is not None:
+                for name, pairs in views.items():
+                    cursor.execute(f"CREATE VIEW {_q(name)} AS {self._stand_in_sql(name, pairs)}")
+            wanted = set(views) if self.cache is None else referenced_names(statement)
+            for name in sorted((wanted & set(views)) - real):
+                with self._files_lock:
+                    files = [
+                        f for site, table in views[name] for f in self._view_files(site, table)
+                    ]
+                sql = _view_sql(files) if files else self._stand_in_sql(name, views[name], True)
+                try:
+                    cursor.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS {sql}")
+                except _DUCKDB_ERRORS as exc:
+                    raise PublishError(
+                        f"cannot read the files of view {name}: {_first_line(exc)}; "
+                        f"run `ess-export verify --target {self.target.uri}`"
+                    ) from None
+                real.add(name)
+
+    def _stand_in_sql(self, name: str, pairs: list[tuple[str, str]], empty: bool = False) -> str:
+        """A view's columns as its files give them, with no rows (`empty`) or an error if read.
+
+        Files of one table share the manifest's columns; a view over several sites has
+        them by name in site order, then the layout's `date` and `site`, as `_view_sql` gives.
+        """
+        columns: dict[str, str] = {}
+        for site, table in pairs:
+            for column in self.table_manifest(site, table).columns:
+                columns.setdefault(column.name, _DUCKDB_TYPES[column.type])
+        columns.update({"date": "DATE", "site": "VARCHAR"})  # DuckDB's order for hive keys
+        listed = ", ".join(f"CAST(NULL AS {kind}) AS {_q(c)}" for c, kind in columns.items())
+        if empty:  # a table with no published day yet
+            return f"SELECT {listed} WHERE false"
+        message = (
+            f"view {name} was not named in the statement, so its files were not fetched; "
+            "name it in the statement's text"
+        )
+        return f"SELECT {listed} FROM range(1) WHERE error({_sql_string(message)}) IS NULL"
 
     def _view_files(self, site: str, table: str) -> list[str]:
         manifest = self.table_manifest(site, table)
@@ -826,15 +998,19 @@ def _view_sql(files: list[str]) -> str:
     )
 
 
-def _check_statement(connection: duckdb.DuckDBPyConnection, statement: str) -> set[str]:
-    """The names the statement reads; refuses all but one SELECT.
+def _check_statement(connection: duckdb.DuckDBPyConnection, statement: str) -> None:
+    """Refuses all but one SELECT-like statement (SHOW, DESCRIBE, SUMMARIZE are SELECTs).
 
-    Not EXPLAIN either: ``EXPLAIN ANALYZE COPY ... TO`` runs the COPY.
+    The parser's verdict only: nothing is bound. Not EXPLAIN either: ``EXPLAIN ANALYZE
+    COPY ... TO`` runs the COPY.
     """
+    error = None
     try:
         statements = connection.extract_statements(statement)
     except duckdb.Error as exc:
-        raise QueryError(_first_line(exc)) from None
+        error = QueryError(_first_line(exc))
+    if error is not None:
+        raise error
     if len(statements) != 1:
         raise QueryError(f"give exactly one SELECT statement (got {len(statements)})")
     kind = statements[0].type
@@ -843,10 +1019,10 @@ def _check_statement(connection: duckdb.DuckDBPyConnection, statement: str) -> s
             f"only a read-only SELECT is allowed, not {kind.name}: the sql command cannot "
             "change settings, install extensions, attach databases or write files"
         )
-    try:
-        return set(connection.get_table_names(statement))
-    except duckdb.Error as exc:
-        raise QueryError(_first_line(exc)) from None
+
+
+def _absolute_dir(cache: FileCache) -> str:
+    return f"{Path(cache.directory).resolve()}/"
 
 
 # --- output -------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import functools
 import hashlib
+import importlib.resources
 import json
 import math
 import re
@@ -30,12 +31,13 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemBytecodeCache, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemBytecodeCache, FunctionLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from . import publish
 from .config import NAME_PATTERN
 from .errors import PublishError
+from .journal import journal_key, peek_journal
 from .manifest import Column, Partition, Published, SiteManifest, TableManifest
 from .memory import gc_paused
 from .storage import Target
@@ -43,6 +45,7 @@ from .storage import Target
 __all__ = [
     "HTML_TYPE",
     "TEMPLATES",
+    "RangeRequestHandler",
     "SiteChanges",
     "build_site",
     "generator",
@@ -53,7 +56,10 @@ __all__ = [
     "select_pages",
 ]
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "site_templates"
+# `site_templates/` of the repository, shipped in the package: found the same way in a
+# checkout, an editable install and a wheel.
+TEMPLATES = importlib.resources.files("exporter.site_templates")
+_TEMPLATE_SUFFIXES = (".html", ".css", ".js", ".toml")
 HTML_TYPE = "text/html; charset=utf-8"
 _RELATIVE = re.compile(r"^(?![/\\])[A-Za-z0-9._~=/%-]+(#[A-Za-z0-9_-]+)?$|^#[A-Za-z0-9_-]+$")
 _WEB = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~=%+,@-]*)*$")
@@ -187,7 +193,7 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 @functools.cache
 def _environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FunctionLoader(_template_source),
         bytecode_cache=_bytecode_cache(),
         autoescape=True,
         undefined=StrictUndefined,
@@ -198,6 +204,11 @@ def _environment() -> Environment:
         href=href, int=fmt_int, bytes=fmt_bytes, num=fmt_num, time=fmt_time, utc=fmt_utc
     )
     return env
+
+
+def _template_source(name: str) -> str | None:
+    resource = TEMPLATES / name
+    return resource.read_text(encoding="utf-8") if resource.is_file() else None
 
 
 def _inline(name: str) -> tuple[Markup, str]:
@@ -340,6 +351,14 @@ def build_site(target: Target) -> tuple[int, int]:
         except publish.DamagedManifest as exc:
             damaged[site] = str(exc)  # its pages stay as they are; the others are rendered
             continue
+        journal = peek_journal(target, site)
+        if journal is not None and journal.changes:
+            # Its files may be either version: the pages wait for the manifest that settles it.
+            damaged[site] = (
+                f"site {site} has a publish in flux ({journal_key(site)}); finish it with "
+                f"`ess-export run --site {site}`, which also renders its pages"
+            )
+            continue
         if manifest is not None:
             manifests[site] = manifest
     shown = {**catalog, "sites": [e for e in catalog["sites"] if e["site"] not in damaged]}
@@ -351,7 +370,7 @@ def build_site(target: Target) -> tuple[int, int]:
     ]
     written, deleted = put_pages(target, shown, manifests, drop=listed)
     if damaged:
-        raise publish.DamagedManifest(
+        raise PublishError(
             f"wrote {written} page(s) of the other sites; " + next(iter(damaged.values()))
         )
     return written, deleted
@@ -405,7 +424,8 @@ def _by_month(partitions: Iterable[Partition]) -> dict[str, list[Partition]]:
 def generator() -> dict[str, str]:
     """What renders the pages, for the catalog: another version re-renders every page."""
     digest = hashlib.sha256()
-    for path in sorted(TEMPLATES.iterdir()):
+    files = (f for f in TEMPLATES.iterdir() if f.name.endswith(_TEMPLATE_SUFFIXES))
+    for path in sorted(files, key=lambda f: f.name):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return {"name": "ess-export", "site_templates": "sha256:" + digest.hexdigest()}
 
@@ -465,9 +485,66 @@ def put_pages(
     return written, deleted
 
 
+_BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class RangeRequestHandler(SimpleHTTPRequestHandler):
+    """Static files, with single byte ranges (RFC 9110 14.2): the "from the web" readers
+    (polars, DuckDB, hyparquet, the explorer) read a Parquet file's footer and row groups
+    this way. A header of several ranges is ignored (the whole file is sent), as allowed."""
+
+    _span: tuple[int, int] | None = None
+
+    def send_head(self) -> Any:
+        self._span = None
+        path = self.translate_path(self.path)
+        match = _BYTE_RANGE.fullmatch(self.headers.get("Range", "").strip())
+        if not match or match.groups() == ("", "") or not Path(path).is_file():
+            return super().send_head()
+        try:
+            source = open(path, "rb")  # noqa: SIM115 - closed by the caller, as in the base
+        except OSError:
+            self.send_error(404, "File not found")
+            return None
+        size = Path(path).stat().st_size
+        first, last = match.groups()
+        if first:
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+        else:  # "bytes=-N": the last N bytes
+            start, end = max(size - int(last), 0), size - 1
+        if start >= size or start > end:
+            source.close()
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(path))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        source.seek(start)
+        self._span = (start, end)
+        return source
+
+    def end_headers(self) -> None:
+        self.send_header("Accept-Ranges", "bytes")
+        super().end_headers()
+
+    def copyfile(self, source: Any, outputfile: Any) -> None:
+        if self._span is None:
+            return super().copyfile(source, outputfile)
+        remaining = self._span[1] - self._span[0] + 1
+        while remaining > 0 and (chunk := source.read(min(remaining, 1 << 16))):
+            outputfile.write(chunk)
+            remaining -= len(chunk)
+        return None
+
+
 def make_server(directory: str | Path, host: str, port: int) -> ThreadingHTTPServer:
     """An HTTP server over a local publish (``ess-export serve``); port 0 picks a free one."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory))
+    handler = functools.partial(RangeRequestHandler, directory=str(directory))
     return ThreadingHTTPServer((host, port), handler)
 
 

@@ -138,6 +138,16 @@ class LocalTarget(Target):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.uri = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise PublishError(
+                f"target {self.root} is a file, not a directory; "
+                "give a directory or s3://BUCKET/PREFIX"
+            )
+
+    def _failed(self, exc: OSError, verb: str, path: Path) -> PublishError:
+        return PublishError(
+            f"cannot {verb} {path}: {exc.strerror or exc}; the target must be a writable directory"
+        )
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
@@ -147,7 +157,12 @@ class LocalTarget(Target):
 
     def staging(self) -> Path:
         # On the target's own file system, so that publishing a file is one rename.
-        return self.root / ".staging"
+        path = self.root / ".staging"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._failed(exc, "create", path) from None
+        return path
 
     def stored(self, key: str, size: int, sha256: str) -> bool:
         # The file was hashed as it was written, synced, then renamed: a rename cannot
@@ -167,7 +182,7 @@ class LocalTarget(Target):
             os.chmod(path, 0o644)
             os.replace(path, final)
         except OSError as exc:
-            raise PublishError(f"cannot write {final}: {exc.strerror}") from None
+            raise self._failed(exc, "write", final) from None
         self.bytes_sent += final.stat().st_size
 
     def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
@@ -177,13 +192,17 @@ class LocalTarget(Target):
         try:
             write_atomically(path, data, durable=True)
         except OSError as exc:
-            raise PublishError(f"cannot write {path}: {exc.strerror}") from None
+            raise self._failed(exc, "write", path) from None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         """Serialise conditional writes between processes on this machine."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".ess-export.lock", "a") as handle:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self.root / ".ess-export.lock", "a")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise self._failed(exc, "write to", self.root) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
@@ -225,13 +244,19 @@ class LocalTarget(Target):
         base = self.root / prefix if prefix else self.root
         if not base.exists():
             return []
-        keys = (p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file())
+        try:
+            keys = [p.relative_to(self.root).as_posix() for p in base.rglob("*") if p.is_file()]
+        except OSError as exc:
+            raise self._failed(exc, "list", base) from None
         return sorted(k for k in keys if not any(part.startswith(".") for part in k.split("/")))
 
     def delete(self, key: str) -> None:
         self.requests += 1
         path = self._path(key)
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._failed(exc, "delete", path) from None
         # Folders exist only for their files (as on S3): drop the ones left empty.
         for folder in path.parents:
             if folder == self.root or not folder.is_relative_to(self.root):
@@ -263,23 +288,45 @@ class S3Target(Target):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _error(self, exc: Exception, key: str) -> PublishError:
-        from botocore.exceptions import BotoCoreError, ClientError
+        """One line naming the object, what went wrong and the fix."""
+        from botocore import exceptions as boto
 
         where = f"s3://{self.bucket}/{self._key(key)}"
-        if isinstance(exc, ClientError):
+        endpoint = _without_userinfo(self.client.meta.endpoint_url)
+        if isinstance(exc, boto.ClientError):
             error = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = error.get("Code", "")
+            meta = exc.response.get("ResponseMetadata", {})
+            status, code = meta.get("HTTPStatusCode"), error.get("Code", "")
+            attempts = meta.get("RetryAttempts", 0) + 1
+            if code in _THROTTLED or status == 429:
+                return PublishError(
+                    f"{where}: {endpoint} is throttling requests ({code}, HTTP {status}) after "
+                    f"{attempts} attempt(s); run again later or raise export.s3.max_attempts"
+                )
             hint = {
                 "NoSuchBucket": "create the bucket or fix the target URI",
                 "AccessDenied": "check the credentials and the bucket policy",
                 "InvalidAccessKeyId": "check AWS_ACCESS_KEY_ID",
                 "SignatureDoesNotMatch": "check AWS_SECRET_ACCESS_KEY",
-            }.get(code, f"gave up after {self.options.max_attempts} attempt(s)")
+            }.get(code, f"gave up after {attempts} attempt(s)")
             return PublishError(f"{where}: {code or status} ({status}); {hint}")
-        if isinstance(exc, BotoCoreError):
-            return PublishError(f"{where}: {exc}; check the endpoint (AWS_ENDPOINT_URL)")
-        return PublishError(f"{where}: {exc}")
+        if isinstance(exc, boto.NoCredentialsError):
+            return PublishError(
+                f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, or give the machine a role)"
+            )
+        if isinstance(exc, boto.SSLError):
+            reason = _one_line(exc.kwargs.get("error", exc))
+            return PublishError(
+                f"{where}: TLS with {endpoint} failed ({reason}); check the endpoint's "
+                "certificate (AWS_CA_BUNDLE) and scheme (http:// for a plain-HTTP store)"
+            )
+        if isinstance(exc, boto.ConnectionError):
+            return PublishError(
+                f"{where}: cannot connect to {endpoint}; check AWS_ENDPOINT_URL or "
+                "export.s3.endpoint_url, and that the store is up"
+            )
+        return PublishError(f"{where}: {_one_line(exc)}; check the endpoint ({endpoint})")
 
     def _call(self, key: str, operation: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -337,7 +384,7 @@ class S3Target(Target):
         tag: str | None,
         cache_control: str = "",
     ) -> str | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         self.bytes_sent += len(data)
         condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
@@ -351,10 +398,12 @@ class S3Target(Target):
             if status in (409, 412):  # someone else wrote first: the caller re-reads
                 return None
             raise self._error(exc, key) from None
+        except BotoCoreError as exc:
+            raise self._error(exc, key) from None
         return str(response["ETag"])
 
     def get_tagged(self, key: str) -> tuple[bytes, str] | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
@@ -363,15 +412,19 @@ class S3Target(Target):
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 return None
             raise self._error(exc, key) from None
+        except BotoCoreError as exc:
+            raise self._error(exc, key) from None
 
     def head(self, key: str) -> ObjectInfo | None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             response = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
                 return None
+            raise self._error(exc, key) from None
+        except BotoCoreError as exc:
             raise self._error(exc, key) from None
         return ObjectInfo(
             response["ContentLength"], response["ETag"], response["Metadata"].get("sha256")
@@ -455,6 +508,37 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Error codes S3 and compatible stores answer when asked to slow down.
+_THROTTLED = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests"}
+)
+# An endpoint that refused or timed out this many times is down or misnamed: say so now,
+# not after max_attempts rounds of back-off (retries are for 5xx and throttling).
+CONNECT_ATTEMPTS = 2
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _give_up_on_unreachable(
+    attempts: int, caught_exception: Exception | None = None, **_: Any
+) -> None:
+    from botocore.exceptions import ConnectionError, SSLError
+
+    if isinstance(caught_exception, SSLError) or (
+        isinstance(caught_exception, ConnectionError) and attempts >= CONNECT_ATTEMPTS
+    ):
+        raise caught_exception  # ends botocore's retry loop with this error
+
+
 def make_s3_client(options: S3Options) -> Any:
     """The one place a boto3 S3 client is made: explicit retries, timeouts, addressing."""
     import boto3
@@ -463,13 +547,15 @@ def make_s3_client(options: S3Options) -> Any:
     config = Config(
         region_name=options.region,
         retries={"mode": "standard", "total_max_attempts": options.max_attempts},
-        connect_timeout=10,
+        connect_timeout=5,
         read_timeout=60,
         s3={"addressing_style": "path" if options.path_style else "auto"},
         request_checksum_calculation=options.checksum,
         response_checksum_validation="when_supported",
     )
-    return boto3.client("s3", endpoint_url=options.endpoint_url, config=config)
+    client = boto3.client("s3", endpoint_url=options.endpoint_url, config=config)
+    client.meta.events.register_first("needs-retry.s3", _give_up_on_unreachable)
+    return client
 
 
 def open_target(uri: str, s3: S3Options | None = None, client: Any = None) -> Target:

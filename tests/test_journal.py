@@ -19,6 +19,7 @@ from exporter.journal import Journal, journal_key, parse_journal, recover
 from exporter.manifest import FileEntry, Partition, SiteManifest, TableManifest, encode_stats
 from exporter.pipeline import run
 from exporter.publish import read_manifest, verify
+from exporter.site import build_site
 from exporter.storage import LocalTarget
 from tests.conftest import DEMO_LATER
 
@@ -221,4 +222,36 @@ def test_a_damaged_journal_makes_the_next_run_check_every_file(tmp_path: Path) -
     day = damaged.parent.name.removeprefix("date=")
     assert report.recovered == [f"1/rack/{day}"] and report.partitions == 1
     assert not (out / journal_key("1")).exists()
+    assert verify(LocalTarget(out)).clean
+
+
+def test_pages_wait_for_a_site_whose_publish_is_in_flux(tmp_path: Path) -> None:
+    out = tmp_path / "public"
+    run(demo(tmp_path, seed=0), target=str(out), now=DEMO_LATER)
+    manifest = read_manifest(LocalTarget(out), "1")
+    day = manifest.tables["rack"].partitions[0]  # type: ignore[union-attr]
+    journal = Journal(site="1", owner="o", written_at="t", changes={"rack": [day]})
+    (out / journal_key("1")).write_bytes(journal.to_json())
+    for page in out.glob("sites/*/index.html"):
+        page.unlink()
+    with pytest.raises(PublishError, match=r"site 1 has a publish in flux .*--site 1"):
+        build_site(LocalTarget(out))
+    assert (out / "sites/2/index.html").exists() and not (out / "sites/1/index.html").exists()
+
+
+def test_a_damaged_catalog_is_rewritten_with_every_site_even_by_a_run_for_one(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "public"
+    config = demo(tmp_path, seed=0)
+    run(config, target=str(out), now=DEMO_LATER)
+    whole = json.loads((out / "catalog.json").read_bytes())
+    (out / "catalog.json").write_text('{"sites": [{"site": "1", "pa')  # truncated
+    found = verify(LocalTarget(out))
+    assert [label for label, _ in found.problems] == ["unreadable"]
+    assert found.unreadable[0].startswith("catalog.json (not a valid catalog")
+    run(config, target=str(out), now=DEMO_LATER, sites=["1"])
+    again = json.loads((out / "catalog.json").read_bytes())
+    assert [e["site"] for e in again["sites"]] == ["1", "2"]
+    assert again["sites"] == whole["sites"]
     assert verify(LocalTarget(out)).clean

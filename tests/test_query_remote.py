@@ -27,7 +27,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from exporter.errors import PublishError
-from exporter.query import Dataset, Page
+from exporter.query import Dataset, Page, QueryError
 from exporter.storage import HttpTarget, S3Target, Target
 from tests.test_query import random_cases, rows_of
 from tests.test_query_cli import ess_export
@@ -208,6 +208,32 @@ def test_sql_on_a_remote_root_fetches_the_tables_it_names(
     ]
 
 
+def test_a_remote_root_lists_every_view_and_fetches_only_the_named_ones(
+    s3: S3Root, s3_uri: str, http: HttpRoot, published: Path, tmp_path: Path
+) -> None:
+    """Stand-ins make the catalog look as a directory's does, without fetching a file."""
+    dataset, _ = open_remote("http", s3, s3_uri, http, tmp_path)
+    columns = (
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "ORDER BY table_name, ordinal_position"
+    )
+    with Dataset.open(str(published)) as local:
+        assert table_rows(dataset.sql(columns)) == table_rows(local.sql(columns))
+        assert dataset.sql("SHOW TABLES").to_pylist() == local.sql("SHOW TABLES").to_pylist()
+    assert dataset.cache.fetched == []  # type: ignore[union-attr]
+    # A view reached without its name in the text (a computed name) fails, never reads empty.
+    with pytest.raises(QueryError) as raised:
+        dataset.sql("SELECT count(*) FROM query_table(concat('et', 'c_2'))")
+    assert "view etc_2 was not named in the statement, so its files were not fetched" in str(
+        raised.value
+    )
+    assert dataset.sql("DESCRIBE etc_1").num_rows > 0
+    assert dataset.cache.fetched == [  # type: ignore[union-attr]
+        "data/parquet/site=1/table=etc/date=2022-09-01/1_etc_2022-09-01.parquet",
+        "data/parquet/site=1/table=etc/date=2022-09-02/1_etc_2022-09-02.parquet",
+    ]
+
+
 # --- damaged and republished files --------------------------------------------------------
 
 
@@ -337,4 +363,5 @@ def test_cli_answers_the_same_from_every_root(
         assert result.returncode == 0 and result.stderr == "", (root, name, result.stderr)
         assert result.stdout == runs["dir", name].stdout, (root, name)
     assert json.loads(runs["s3", "page"].stdout)["previous"] == 1
-    assert not (tmp_path / "dir").exists()  # a directory is read in place
+    # A directory is read in place: nothing cached (only the empty folder for temporary files).
+    assert [p.name for p in (tmp_path / "dir").rglob("*")] == ["tmp"]

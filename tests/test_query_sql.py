@@ -65,11 +65,39 @@ def test_times_are_in_the_sites_zone(dataset: Dataset) -> None:
     assert days == [{"same": True}]
 
 
+def test_views_are_catalog_objects(dataset: Dataset, published: Path) -> None:
+    """What plain DuckDB over the same files answers: joins, SHOW, DESCRIBE, the catalog."""
+    joined = dataset.sql("SELECT count(*) FROM bank_1 JOIN rack_1 USING (timestamp, bank_id)")
+    day_files = f"{published}/data/parquet/site=1/table=%s/*/*.parquet"
+    plain = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{day_files % 'bank'}') "
+        f"JOIN read_parquet('{day_files % 'rack'}') USING (timestamp, bank_id)"
+    ).fetchall()
+    assert joined.column(0).to_pylist() == [plain[0][0]] == [4613]
+    names = ["bank", "bank_1", "bank_2", "etc", "etc_1", "etc_2", "pcs", "pcs_1", "pcs_2",
+             "rack", "rack_1", "rack_2"]  # fmt: skip
+    assert dataset.sql("SHOW TABLES").column("name").to_pylist() == names
+    tables = dataset.sql(
+        "SELECT table_name, table_type FROM information_schema.tables ORDER BY 1"
+    ).to_pylist()
+    assert tables == [{"table_name": name, "table_type": "VIEW"} for name in names]
+    described = dataset.sql("DESCRIBE rack_1").to_pylist()
+    assert [(r["column_name"], r["column_type"]) for r in described[:3] + described[-2:]] == [
+        ("timestamp", "TIMESTAMP WITH TIME ZONE"),
+        ("bank_id", "BIGINT"),
+        ("rack_id", "BIGINT"),
+        ("date", "DATE"),
+        ("site", "VARCHAR"),
+    ]
+    summary = dataset.sql("SUMMARIZE etc_2").to_pylist()
+    assert {r["column_name"]: r["count"] for r in summary}["site"] == 576
+
+
 @pytest.mark.parametrize(
     ("statement", "message"),
     [
-        ("SELECT * FROM read_csv('/etc/passwd')", 'Cannot access file "/etc/passwd"'),
-        ("SELECT * FROM read_text('/etc/hostname')", 'Cannot access file "/etc/hostname"'),
+        ("SELECT * FROM read_csv('/etc/passwd')", "the SQL can read only the views (bank, "),
+        ("SELECT * FROM read_text('/etc/hostname')", "other files, settings and extensions are"),
         ("INSTALL httpfs", "only a read-only SELECT is allowed, not LOAD"),
         ("LOAD httpfs", "only a read-only SELECT is allowed, not LOAD"),
         ("ATTACH '/tmp/x.duckdb'", "only a read-only SELECT is allowed, not ATTACH"),
@@ -94,20 +122,25 @@ def test_sql_refuses_all_but_reading_the_views(
     assert not Path("/tmp/x.csv").exists() and not Path("/tmp/x.duckdb").exists()
 
 
-def test_the_sandbox_itself_is_locked(dataset: Dataset) -> None:
+def test_the_database_itself_is_locked(published: Path) -> None:
     """Below the statement check, DuckDB refuses other files and any setting change."""
-    sandbox = dataset._make_sandbox({"etc"})
-    assert sandbox.sql("SELECT count(*) FROM etc").fetchall() == [(576 * 2,)]
-    for statement in (
-        "SELECT * FROM read_csv('/etc/passwd')",
-        "COPY (SELECT 1) TO '/tmp/x.csv'",
-        "SET enable_external_access = true",
-        "SET allowed_paths = ['/etc/passwd']",
-        "INSTALL httpfs",
-    ):
-        with pytest.raises(duckdb.Error):
-            sandbox.execute(statement)
-    sandbox.close()
+    with Dataset.open(str(published)) as dataset:
+        dataset.sql("SELECT 1")  # makes the views
+        database = dataset.connection
+        assert database.sql("SELECT count(*) FROM etc").fetchall() == [(576 * 2,)]
+        for statement in (
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "COPY (SELECT 1) TO '/tmp/x.csv'",
+            "SET enable_external_access = true",
+            "SET allowed_paths = ['/etc/passwd']",
+            "SET memory_limit = '100GB'",
+            "SET threads = 64",
+            "SET temp_directory = '/tmp'",
+            "RESET lock_configuration",
+            "INSTALL httpfs",
+        ):
+            with pytest.raises(duckdb.Error):
+                database.execute(statement)
 
 
 def test_sql_results_follow_the_output_conventions(dataset: Dataset) -> None:

@@ -386,7 +386,10 @@ def test_persistent_5xx_gives_up_and_keeps_the_previous_publish(
             error_response(request, 503, "SlowDown") if request.method == "PUT" else None
         ),
     )
-    with pytest.raises(PublishError, match=r"SlowDown \(503\); gave up after 3 attempt"):
+    with pytest.raises(
+        PublishError,
+        match=r"throttling requests \(SlowDown, HTTP 503\) after 3 attempt\(s\); run again",
+    ):
         run(site.config(attempts=3), target=f"s3://{bucket}/pub", now=AFTER, rebuild=True)
     puts = [u for m, u in requests.sent if m == "PUT"]
     assert len(puts) == 3  # the first PUT (the lock), tried three times, then stop
