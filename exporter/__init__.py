@@ -15,14 +15,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .config import Config, load
-from .errors import ConfigError, ExportError, LockHeld, PublishError, SourceError
+from .errors import ConfigError, ExportError, LockHeld, PublishError, QueryError, SourceError
 from .storage import open_target
 
 if TYPE_CHECKING:
     from .pipeline import RunReport, make_plan, run
-    from .publish import verify
-    from .query import Dataset, QueryError
+    from .query import Dataset
     from .site import build_site
+    from .verification import verify
 
 __all__ = [
     "Config",
@@ -48,9 +48,8 @@ _LAZY = {
     "RunReport": "pipeline",
     "make_plan": "pipeline",
     "run": "pipeline",
-    "verify": "publish",
+    "verify": "verification",
     "Dataset": "query",
-    "QueryError": "query",
     "build_site": "site",
 }
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import PublishError
+from .layout import key_parts
 from .manifest import FileEntry
 from .storage import Target, file_sha256, write_atomically
 
@@ -52,8 +53,8 @@ def _slug(uri: str) -> str:
 
 def safe_parts(key: str) -> list[str]:
     """A manifest path as path parts; refuses anything that could leave its root folder."""
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    parts = key_parts(key)
+    if parts is None or key.startswith("/"):
         raise PublishError(f"the manifest names an unsafe path {key!r}; run `ess-export verify`")
     return parts
 

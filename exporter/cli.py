@@ -19,8 +19,8 @@ import click
 from . import config as config_module
 from . import demo as demo_module
 from .errors import ConfigError, ExportError, PublishError
-from .publish import verify
 from .storage import Target, open_target
+from .verification import verify
 
 if TYPE_CHECKING:  # the export stack loads only for the commands that export (run, plan)
     from .pipeline import Plan, RunReport

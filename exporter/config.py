@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import ConfigError
-from .storage import S3Options
+from .layout import NAME_PATTERN, NAME_RULE, is_name
 
 __all__ = [
     "NAME_PATTERN",
@@ -36,7 +36,6 @@ __all__ = [
     "redact",
 ]
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 FORMATS = ("parquet", "csv")
 LANGUAGES = ("en", "ko")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -44,6 +43,19 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NETLOC = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
 _PASSWORD_PARAM = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
 _DSN_EXPECTED = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME or sqlite:PATH"
+
+
+@dataclass(frozen=True)
+class S3Options:
+    endpoint_url: str | None = None
+    """None: boto3's own resolution, which honours AWS_ENDPOINT_URL."""
+    region: str | None = None
+    path_style: bool = False
+    """Address buckets as https://host/bucket (MinIO, Ceph and most S3-compatible stores)."""
+    checksum: str = "when_supported"
+    """boto3's request_checksum_calculation; 'when_required' for stores that reject CRCs."""
+    max_attempts: int = 5
+    """Attempts per request, retries in botocore's 'standard' mode (5xx, throttling)."""
 
 
 @dataclass(frozen=True)
@@ -123,10 +135,9 @@ class Config:
 
 def check_name(kind: str, value: str, where: str) -> str:
     """Reject a site or table name that is unsafe as a path segment or URL part."""
-    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+    if not is_name(value):
         raise ConfigError(
-            f"{where}: invalid {kind} name {value!r}; use 1-63 characters of a-z, 0-9, '_' "
-            f"or '-', starting with a letter or digit (e.g. 'rack', 'site-2')"
+            f"{where}: invalid {kind} name {value!r}; use {NAME_RULE} (e.g. 'rack', 'site-2')"
         )
     return value
 

@@ -6,7 +6,8 @@ Each class knows the process exit code the CLI maps it to::
     ├── ConfigError          2  the config file or a command-line value is wrong
     ├── SourceError          1  a database could not be read
     ├── PublishError         1  the target could not be written or read back
-    └── LockHeld             3  another run holds the site's lock
+    ├── LockHeld             3  another run holds the site's lease
+    └── QueryError           2  a query value (site, table, field, time, page, SQL) is wrong
 
 Messages are one line, name the file/key/site/table/day or value at fault, say how to fix
 it, and never carry a secret (DSN, password).
@@ -14,7 +15,7 @@ it, and never carry a secret (DSN, password).
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "ExportError", "LockHeld", "PublishError", "SourceError"]
+__all__ = ["ConfigError", "ExportError", "LockHeld", "PublishError", "QueryError", "SourceError"]
 
 
 class ExportError(Exception):
@@ -43,3 +44,9 @@ class LockHeld(ExportError):
     """Another run is publishing the same site."""
 
     exit_code = 3
+
+
+class QueryError(ExportError):
+    """A bad query value (site, table, field, time, page, SQL): the user must change it."""
+
+    exit_code = 2

@@ -11,18 +11,19 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from .catalog import DamagedManifest, read_published
 from .journal import (
     DamagedJournal,
     Journal,
     Recovery,
     SiteJournal,
-    journal_key,
     read_journal,
     recover,
 )
+from .layout import journal_key
 from .lock import site_lease
 from .manifest import Published, SiteManifest
-from .publish import DamagedManifest, commit_site, read_published, utc_now
+from .publish import commit_site, utc_now
 
 if TYPE_CHECKING:
     from .storage import Target

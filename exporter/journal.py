@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from .layout import journal_key
 from .manifest import Partition, SiteManifest
 
 if TYPE_CHECKING:
@@ -38,7 +39,6 @@ __all__ = [
     "Journal",
     "PendingDay",
     "Recovery",
-    "journal_key",
     "parse_journal",
     "peek_journal",
     "read_journal",
@@ -46,10 +46,6 @@ __all__ = [
 ]
 
 JSON_TYPE = "application/json"
-
-
-def journal_key(site: str) -> str:
-    return f"sites/{site}/journal.json"
 
 
 class PendingDay(msgspec.Struct, frozen=True):

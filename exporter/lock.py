@@ -21,11 +21,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from .errors import LockHeld, PublishError
+from .layout import lock_key
 
 if TYPE_CHECKING:
     from .storage import Target
 
-__all__ = ["Lease", "lock_key", "site_lease"]
+__all__ = ["Lease", "site_lease"]
 
 JSON_TYPE = "application/json"
 # Renew five times per lease length, at most every minute and at least every second.
@@ -35,10 +36,6 @@ MIN_RENEW_SECONDS = 1.0
 _HOST = socket.gethostname()
 # Tokens of the leases this process holds now: an in-process owner not listed is gone.
 _LIVE: set[str] = set()
-
-
-def lock_key(site: str) -> str:
-    return f"locks/{site}.json"
 
 
 def _pid_alive(pid: int) -> bool:

@@ -16,8 +16,10 @@ from typing import Any
 import msgspec
 
 from .config import Config
+from .layout import manifest_key
 
 __all__ = [
+    "CSV_DATETIME_FORMAT",
     "CSV_DIALECT",
     "FORMAT_VERSION",
     "Column",
@@ -29,7 +31,6 @@ __all__ = [
     "build_catalog",
     "build_datapackage",
     "encode_stats",
-    "manifest_key",
     "parse_site_manifest",
     "schema_hash",
     "site_manifest_json",
@@ -37,6 +38,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+# Readers expect the zone's offset with a colon and no padded fraction (RFC 3339).
+CSV_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
 # How the CSV files are written (write.py), as the data package describes it to readers.
 CSV_DIALECT = {
     "delimiter": ",",
@@ -53,10 +56,6 @@ _FRICTIONLESS_TYPES = {
     "boolean": "boolean",
     "date": "date",
 }
-
-
-def manifest_key(site: str) -> str:
-    return f"sites/{site}/manifest.json"
 
 
 def to_json(document: dict[str, Any], *, compact: bool = False) -> bytes:

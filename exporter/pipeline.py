@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from .catalog import DamagedManifest, read_published, still_published
 from .commit import SiteCommit
 from .config import Config, SiteConfig
 from .errors import ConfigError, ExportError, PublishError
@@ -22,10 +23,11 @@ from .lock import Lease, site_lease
 from .manifest import Column, Published, TableManifest
 from .memory import release_freed_memory
 from .plan import Job, plan_table
-from .publish import DamagedManifest, commit_catalog, prune, read_published, still_published
+from .publish import commit_catalog
 from .site import SiteChanges, generator, put_pages, select_pages
 from .sources import Source, TableSchema, open_source
 from .storage import Target, open_target
+from .verification import prune
 from .write import EncodedPartition, PartitionWriter
 
 __all__ = ["Plan", "RunReport", "TablePlan", "make_plan", "run", "select_sites"]

@@ -43,13 +43,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .cache import ChecksumMismatch, FileCache, default_cache_dir, safe_parts
+from .catalog import DamagedManifest, catalog_sites, read_manifest
 from .engine import Deadline, Engine, Limits, referenced_names
-from .errors import ExportError, PublishError
+from .errors import PublishError, QueryError
 from .journal import Journal, peek_journal
-from .manifest import Partition, SiteManifest, TableManifest, manifest_key
-from .publish import CATALOG_KEY, DamagedManifest, read_manifest
+from .layout import CATALOG_KEY, manifest_key
+from .manifest import CSV_DATETIME_FORMAT, Partition, SiteManifest, TableManifest
 from .storage import LocalTarget, Target, open_target
-from .write import CSV_DATETIME_FORMAT
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -77,7 +77,6 @@ _DUCKDB_ERRORS = (duckdb.Error, OSError, pa.ArrowException)
 _FILES = "read_parquet($files, union_by_name=true)"
 _FILES_NAMED = "read_parquet($files, union_by_name=true, filename=true)"
 _TOTAL = "__total"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _DUCKDB_TYPES = {
     "integer": "BIGINT",
     "float": "DOUBLE",
@@ -93,12 +92,6 @@ _ARROW_TYPES = {
     "boolean": pa.bool_(),
     "date": pa.date32(),
 }
-
-
-class QueryError(ExportError):
-    """A bad query value (site, table, field, time, page, SQL): the user must change it."""
-
-    exit_code = 2
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -972,21 +965,12 @@ def _page_partitions(
 
 
 def _catalog_sites(target: Target) -> list[str]:
-    raw = target.get(CATALOG_KEY)
-    if raw is None:
+    sites = catalog_sites(target)
+    if sites is None:
         raise QueryError(
             f"{target.url(CATALOG_KEY)} not found: {target.uri} is not a published ess-export "
             "root; give the folder (or s3:// or https:// base) that holds catalog.json"
         )
-    try:
-        sites = [entry["site"] for entry in json.loads(raw)["sites"]]
-    except (ValueError, KeyError, TypeError):
-        raise PublishError(
-            f"{target.url(CATALOG_KEY)} is not a valid catalog; publish again with `ess-export run`"
-        ) from None
-    bad = [s for s in sites if not isinstance(s, str) or not _NAME.match(s)]
-    if bad:
-        raise PublishError(f"{target.url(CATALOG_KEY)} lists invalid site names {bad!r}")
     return sites
 
 

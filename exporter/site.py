@@ -34,10 +34,10 @@ from typing import Any
 from jinja2 import Environment, FileSystemBytecodeCache, FunctionLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from . import publish
-from .config import NAME_PATTERN
+from .catalog import DamagedManifest, read_manifest
 from .errors import PublishError
-from .journal import journal_key, peek_journal
+from .journal import peek_journal
+from .layout import CATALOG_KEY, DOCUMENT_CACHE, NAME_PATTERN, is_name, journal_key, page_key
 from .manifest import Column, Partition, Published, SiteManifest, TableManifest
 from .memory import gc_paused
 from .storage import Target
@@ -145,7 +145,7 @@ class Coverage:
 
 
 def _check_name(kind: str, name: object, where: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not is_name(name):
         raise PublishError(
             f"{where}: invalid {kind} name {name!r} (must match {NAME_PATTERN.pattern}); "
             "re-export the site with --rebuild"
@@ -224,11 +224,6 @@ Selection = dict[str, dict[str, set[str] | None] | None]
 RECENT_DAYS = 31  # a table's page charts this many last days; a month's page, its month
 
 
-def _page_key(site: str, *path: str) -> str:
-    """Where a site's page is published, or with (table) or (table, month) one of its own."""
-    return "/".join(("sites", site, *path, "index.html"))
-
-
 def render_site(
     catalog: dict[str, Any],
     manifests: dict[str, SiteManifest],
@@ -290,14 +285,14 @@ def _render(
             (name, m.tables[name], Coverage.of(m.tables[name].partitions))
             for name in sorted(m.tables)
         ]
-        pages[_page_key(m.site)] = page(
+        pages[page_key(m.site)] = page(
             "site.html", "../../", site=m, tables=tables, total=covered[m.site]
         )
         for name, table, coverage in tables:
             if chosen is not None and name not in chosen:
                 continue
             months = _months(table, t)
-            pages[_page_key(m.site, name)] = page(
+            pages[page_key(m.site, name)] = page(
                 "table.html",
                 "../../../",
                 site=m,
@@ -313,7 +308,7 @@ def _render(
             for month, title, days in months:
                 if wanted is not None and month not in wanted:
                     continue
-                pages[_page_key(m.site, name, month)] = page(
+                pages[page_key(m.site, name, month)] = page(
                     "month.html",
                     "../../../../",
                     site=m,
@@ -333,7 +328,7 @@ def build_site(target: Target) -> tuple[int, int]:
     Returns the numbers of pages written and deleted ((0, 0) when nothing changed or nothing
     is published).
     """
-    raw = target.get(publish.CATALOG_KEY)
+    raw = target.get(CATALOG_KEY)
     if raw is None:
         return 0, 0
     try:
@@ -341,14 +336,14 @@ def build_site(target: Target) -> tuple[int, int]:
         entries = [entry["site"] for entry in catalog["sites"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise PublishError(
-            f"{target.uri}/{publish.CATALOG_KEY} is not a valid catalog ({exc}); "
+            f"{target.uri}/{CATALOG_KEY} is not a valid catalog ({exc}); "
             "publish again with ess-export run"
         ) from None
     manifests, damaged = {}, {}
     for site in entries:
         try:
-            manifest = publish.read_manifest(target, _check_name("site", site, publish.CATALOG_KEY))
-        except publish.DamagedManifest as exc:
+            manifest = read_manifest(target, _check_name("site", site, CATALOG_KEY))
+        except DamagedManifest as exc:
             damaged[site] = str(exc)  # its pages stay as they are; the others are rendered
             continue
         journal = peek_journal(target, site)
@@ -401,9 +396,9 @@ class SiteChanges:
             previous, table = old.tables.get(name), new.tables.get(name)
             was = _by_month(previous.partitions) if previous else {}
             now = _by_month(table.partitions) if table else {}
-            gone += [_page_key(new.site, name, m) for m in sorted(was.keys() - now)]
+            gone += [page_key(new.site, name, m) for m in sorted(was.keys() - now)]
             if table is None:
-                gone.append(_page_key(new.site, name))
+                gone.append(page_key(new.site, name))
             elif not previous or (previous.columns, previous.keys) != (table.columns, table.keys):
                 tables[name] = None  # a new or reshaped table: all of its pages
             elif months := {m for m in was.keys() | now.keys() if was.get(m) != now.get(m)}:
@@ -477,7 +472,7 @@ def put_pages(
     for key, html in pages.items():
         info = target.head(key)
         if info is None or info.sha256 != hashlib.sha256(html).hexdigest():
-            target.put(key, html, HTML_TYPE, cache_control=publish.DOCUMENT_CACHE)
+            target.put(key, html, HTML_TYPE, cache_control=DOCUMENT_CACHE)
             written += 1
     for key in sorted(set(drop) - pages.keys()):
         target.delete(key)

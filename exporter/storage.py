@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .config import S3Options
 from .errors import ConfigError, PublishError
+from .layout import key_parts
 
 __all__ = [
     "HttpTarget",
@@ -53,19 +55,6 @@ class ObjectInfo:
     """ETag on S3, sha256 locally: changes whenever the content does."""
     sha256: str | None = None
     """The content's sha256 when the target recorded it."""
-
-
-@dataclass(frozen=True)
-class S3Options:
-    endpoint_url: str | None = None
-    """None: boto3's own resolution, which honours AWS_ENDPOINT_URL."""
-    region: str | None = None
-    path_style: bool = False
-    """Address buckets as https://host/bucket (MinIO, Ceph and most S3-compatible stores)."""
-    checksum: str = "when_supported"
-    """boto3's request_checksum_calculation; 'when_required' for stores that reject CRCs."""
-    max_attempts: int = 5
-    """Attempts per request, retries in botocore's 'standard' mode (5xx, throttling)."""
 
 
 class Target(ABC):
@@ -150,8 +139,8 @@ class LocalTarget(Target):
         )
 
     def _path(self, key: str) -> Path:
-        parts = key.split("/")
-        if not key or any(p in ("", ".", "..") for p in parts):
+        parts = key_parts(key)
+        if parts is None:
             raise PublishError(f"refusing unsafe key {key!r}")
         return self.root.joinpath(*parts)
 

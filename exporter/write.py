@@ -29,6 +29,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .layout import file_key
+from .manifest import CSV_DATETIME_FORMAT
+
 if TYPE_CHECKING:  # the writer takes a schema; it never reads a database
     from .sources import TableSchema
 
@@ -37,11 +40,8 @@ __all__ = [
     "EncodedFile",
     "EncodedPartition",
     "PartitionWriter",
-    "file_key",
 ]
 
-# Readers expect the zone's offset with a colon and no padded fraction (RFC 3339).
-CSV_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
 # About one day of one device at 1 Hz: a narrow time window reads one row group.
 ROW_GROUP_SIZE = 86_400
 CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
@@ -72,11 +72,6 @@ class EncodedPartition:
     duplicates: int
     stats: dict[str, dict[str, Any]]
     files: dict[str, EncodedFile]
-
-
-def file_key(fmt: str, site: str, table: str, date: str) -> str:
-    """The published path of one partition's file (the layout contract)."""
-    return f"data/{fmt}/site={site}/table={table}/date={date}/{site}_{table}_{date}.{fmt}"
 
 
 class _Encoder(threading.Thread):

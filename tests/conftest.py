@@ -10,11 +10,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from exporter.catalog import read_manifest
 from exporter.config import Config, load
 from exporter.demo import write_sqlite
 from exporter.manifest import SiteManifest
 from exporter.pipeline import run
-from exporter.publish import read_manifest
 from exporter.storage import LocalTarget
 from tests.support.pgcluster import PgCluster
 from tests.support.seed import insert_rows, load_demo

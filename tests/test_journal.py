@@ -12,15 +12,17 @@ import pytest
 
 import exporter.commit
 import exporter.pipeline
+from exporter.catalog import read_manifest
 from exporter.config import load
 from exporter.demo import write_sqlite
 from exporter.errors import PublishError
-from exporter.journal import Journal, journal_key, parse_journal, recover
+from exporter.journal import Journal, parse_journal, recover
+from exporter.layout import journal_key
 from exporter.manifest import FileEntry, Partition, SiteManifest, TableManifest, encode_stats
 from exporter.pipeline import run
-from exporter.publish import read_manifest, verify
 from exporter.site import build_site
 from exporter.storage import LocalTarget
+from exporter.verification import verify
 from tests.conftest import DEMO_LATER
 
 START = dt.date(2022, 8, 30)

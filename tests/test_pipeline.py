@@ -22,6 +22,7 @@ from frictionless import Package, validate
 
 from exporter import memory
 from exporter.errors import PublishError, SourceError
+from exporter.layout import file_key
 from exporter.manifest import (
     encode_stats,
     parse_site_manifest,
@@ -29,9 +30,8 @@ from exporter.manifest import (
     to_json,
 )
 from exporter.pipeline import make_plan, run
-from exporter.publish import verify
 from exporter.storage import LocalTarget
-from exporter.write import file_key
+from exporter.verification import verify
 from tests.conftest import DEMO_LATER, SeedSites, demo_config, published_manifest
 from tests.support.pages import stale_pages
 

@@ -26,8 +26,8 @@ from exporter.config import Config, load
 from exporter.errors import LockHeld, PublishError, SourceError
 from exporter.lock import site_lease
 from exporter.pipeline import RunReport, run
-from exporter.publish import verify
 from exporter.storage import S3Options, open_target
+from exporter.verification import verify
 from tests.support.pages import stale_pages
 from tests.support.pgcluster import PgCluster
 from tests.support.seed import load_demo

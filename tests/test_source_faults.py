@@ -23,8 +23,8 @@ import pytest
 
 from exporter.config import load
 from exporter.pipeline import run
-from exporter.publish import verify
 from exporter.storage import LocalTarget
+from exporter.verification import verify
 from tests.support.pgcluster import PgCluster
 from tests.support.seed import load_demo
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from exporter.publish import CATALOG_KEY, read_manifest
+from exporter.catalog import read_manifest
+from exporter.layout import CATALOG_KEY
 from exporter.site import render_site
 from exporter.storage import Target
 
