@@ -12,6 +12,7 @@ exits 0. Run: .venv/bin/python bench/publish_bench.py
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -245,7 +247,9 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("moto's server did not start within 30 s")
 
 
-def main() -> None:
+@contextlib.contextmanager
+def moto() -> Iterator[None]:
+    """moto's server for the duration, with boto3 pointed at it through the environment."""
     server, endpoint = start_moto()
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
@@ -254,11 +258,15 @@ def main() -> None:
         AWS_DEFAULT_REGION="us-east-1",
     )
     try:
-        with tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp:
-            report(benchmark(Path(tmp), Wire()))
+        yield
     finally:
         server.kill()
         server.wait()
+
+
+def main() -> None:
+    with moto(), tempfile.TemporaryDirectory(prefix="publish-bench-") as tmp:
+        report(benchmark(Path(tmp), Wire()))
 
 
 if __name__ == "__main__":

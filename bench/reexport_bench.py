@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from publish_bench import BUCKET, copy_prefix, start_moto  # noqa: E402
+from publish_bench import BUCKET, copy_prefix, moto  # noqa: E402
 
 from exporter.demo import write_sqlite  # noqa: E402
 
@@ -74,28 +73,17 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="git revision to compare with")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    server, endpoint = start_moto()
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    try:
-        with tempfile.TemporaryDirectory(prefix="reexport-bench-") as tmp:
-            base = Path(tmp) / "baseline"
-            subprocess.run(
-                ["git", "worktree", "add", "-q", "--detach", str(base), args.baseline],
-                cwd=ROOT,
-                check=True,
-            )
-            try:
-                measure(Path(tmp), base, args)
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
-    finally:
-        server.kill()
-        server.wait()
+    with moto(), tempfile.TemporaryDirectory(prefix="reexport-bench-") as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "worktree", "add", "-q", "--detach", str(base), args.baseline],
+            cwd=ROOT,
+            check=True,
+        )
+        try:
+            measure(Path(tmp), base, args)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT)
 
 
 def measure(tmp: Path, base: Path, args: argparse.Namespace) -> None:
