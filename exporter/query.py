@@ -66,6 +66,10 @@ MAX_PAGE_SIZE = 1000
 BATCH_ROWS = 65_536
 # DuckDB raises its own errors; through an Arrow stream they arrive as OSError/ArrowException.
 _DUCKDB_ERRORS = (duckdb.Error, OSError, pa.ArrowException)
+# DuckDB opens a Parquet file more than once per query: a publish that swaps in a day's new
+# file meanwhile makes the read fail (measured: 1 query in 5 while a file is replaced in a
+# loop), though both versions are good. Such a read is tried again, this many times in all.
+READ_ATTEMPTS = 4
 # A manifest names one schema per table, but union_by_name costs little and keeps a
 # table readable should two days ever differ.
 _FILES = "read_parquet($files, union_by_name=true)"
@@ -361,6 +365,9 @@ class Dataset:
         """None for a local directory, whose files are read in place."""
         self._connect = connect
         self._connection: duckdb.DuckDBPyConnection | None = None
+        self._read: dict[str, tuple[int, int, int]] = {}
+        """Local files the current read resolved, with their identity (inode, mtime, size)."""
+        self._may_retry = False
         self._sandbox: duckdb.DuckDBPyConnection | None = None
 
     @classmethod
@@ -454,13 +461,16 @@ class Dataset:
         request = (site, table, bank, rack, fields, start, end)
         size = parse_page_size(page_size)
         wanted = parse_page(page)
-        for reread in (True, False):
+        for attempt in range(READ_ATTEMPTS):
             selection = self._select(*request)
+            self._start_read(last=attempt == READ_ATTEMPTS - 1)
             try:
-                return self._page(selection, wanted, size, reread)
+                return self._page(selection, wanted, size, reread=attempt == 0)
             except _Stale:
-                continue  # the manifest was re-read: answer from the new one, once
-        raise AssertionError("unreachable: a second mismatch raises PublishError")
+                continue  # the manifest was re-read, or a file replaced: answer again
+            finally:
+                self._may_retry = False
+        raise AssertionError("unreachable: the last attempt raises PublishError")
 
     def rows(
         self,
@@ -622,10 +632,13 @@ class Dataset:
 
     @contextlib.contextmanager
     def _reading(self, selection: _Selection) -> Iterator[None]:
-        """DuckDB failing on files that passed the manifest's checks: a damaged publish."""
+        """DuckDB failing on files that passed the manifest's checks: a damaged publish,
+        unless a publish replaced one of them during the read (`_Stale`: read again)."""
         try:
             yield
         except _DUCKDB_ERRORS as exc:
+            if self._may_retry and self._replaced():
+                raise _Stale() from None
             raise PublishError(
                 f"cannot read table {selection.table} of site {selection.site}: "
                 f"{_first_line(exc)}; run `ess-export verify --target {self.target.uri}`"
@@ -660,12 +673,16 @@ class Dataset:
         if self.cache is None:
             assert isinstance(self.target, LocalTarget)
             path = self.target.root.joinpath(*safe_parts(entry.path))
-            if not path.is_file():
+            identity = _identity(path)
+            if identity is None:
                 raise PublishError(
                     f"{path} is named by {manifest_key(site)} but missing; "
                     f"run `ess-export verify --target {self.target.uri}`"
                 )
-            return str(path.resolve())
+            name = str(path.resolve())
+            if self._may_retry:
+                self._read[name] = identity
+            return name
         change = self._in_flux(site, table).get(partition.date)
         also = [change.files["parquet"]] if change and "parquet" in change.files else []
         try:
@@ -678,6 +695,14 @@ class Dataset:
                 f"{manifest_key(site)}, also after re-reading the manifest: the published "
                 f"file is damaged; run `ess-export verify --target {self.target.uri}`"
             ) from None
+
+    def _start_read(self, last: bool) -> None:
+        self._read.clear()
+        self._may_retry = not last and self.cache is None
+
+    def _replaced(self) -> bool:
+        """Whether a local file the read resolved is another file now (a publish swapped it)."""
+        return any(_identity(Path(name)) != seen for name, seen in self._read.items())
 
     def _in_flux(self, site: str, table: str) -> dict[str, Partition]:
         """The days of a table whose files a publish is replacing: date -> new entry."""
@@ -719,7 +744,16 @@ class Dataset:
 
     def sql(self, statement: str) -> pa.Table:
         """Run one read-only SELECT over the views (see `views`); the whole result."""
-        return self.sql_reader(statement).read_all()
+        for attempt in range(READ_ATTEMPTS):
+            self._start_read(last=attempt == READ_ATTEMPTS - 1)
+            try:
+                return self.sql_reader(statement).read_all()
+            except QueryError:
+                if not (self._may_retry and self._replaced()):
+                    raise
+            finally:
+                self._may_retry = False
+        raise AssertionError("unreachable: the last attempt raises QueryError")
 
     def sql_reader(self, statement: str, batch_rows: int = BATCH_ROWS) -> pa.RecordBatchReader:
         """Run one read-only SELECT over the views, streaming the result."""
@@ -775,6 +809,15 @@ class Dataset:
         manifest = self.table_manifest(site, table)
         days = [p for p in manifest.partitions if "parquet" in p.files]
         return self._fresh_paths(site, table, days)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells one file from the one a publish renames over it; None if absent."""
+    try:
+        found = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
 
 
 def _schema(manifest: TableManifest, zone: ZoneInfo, names: list[str]) -> pa.Schema:
