@@ -11,9 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import random
+import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +25,14 @@ import pytest
 
 from exporter.config import Config, load
 from exporter.demo import write_sqlite
+from exporter.journal import journal_key
 from exporter.manifest import manifest_key
 from exporter.pipeline import run
+from exporter.publish import verify
 from exporter.query import Dataset
 from exporter.storage import Target, open_target
+from tests.support.pages import stale_pages
+from tests.support.reader import Summary, check_site
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "config/demo.toml"
@@ -90,6 +98,165 @@ def published_state(target: Target) -> dict[str, Any]:
 def which(state: dict[str, Any], references: dict[str, dict[str, Any]], site: str) -> str | None:
     """Which reference publish a site's state is, if either."""
     return next((v for v in (OLD, NEW) if references[v][site] == state), None)
+
+
+def reader_rule_violations(target: Target) -> list[str]:
+    """Files named by a site manifest whose sha256 is neither its entry's nor its journal's
+    (checked at rest: nothing else is writing)."""
+    summary = Summary()
+    for site in SITES:
+        check_site(target, site, summary)
+    return summary.violations
+
+
+def ess_export(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=180,
+        env={**os.environ, **env},
+    )
+
+
+def start_export(*args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "exporter", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        env={**os.environ, **env},
+    )
+
+
+class Reader:
+    """`tests.support.reader` in its own process, querying the target until stopped."""
+
+    def __init__(self, uri: str, tmp: Path, env: dict[str, str]) -> None:
+        self.result, self.stop = tmp / "reader.json", tmp / "reader.stop"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.reader", uri, str(self.result), str(self.stop)]
+            + ["--cache", str(tmp / "reader-cache"), "--seconds", "600"],
+            cwd=REPO,
+            env={**os.environ, **env},
+        )
+
+    def finish(self) -> dict[str, Any]:
+        self.stop.touch()
+        assert self.process.wait(timeout=120) == 0, "the reader process failed"
+        return json.loads(self.result.read_text())
+
+
+@dataclass
+class KillFigures:
+    kills: int = 0
+    mid_publish: int = 0
+    """Kills that left a journal (a site's publish had begun and was not finished)."""
+    before_publish: int = 0
+    """Kills after which every site was still the previous publish."""
+    after_publish: int = 0
+    """Kills that came after the run had published everything (no journal left)."""
+    probe_seconds: float = 0.0
+    outcomes: list[str] = field(default_factory=list)
+
+
+def kill_loop(
+    uri: str,
+    sources: Sources,
+    tmp: Path,
+    kills: int,
+    seed: int,
+    env: dict[str, str],
+    window: tuple[float, float] = (0.0, 1.0),
+) -> KillFigures:
+    """Publish the old sources, then kill `kills` rebuilds towards the other version at
+    moments spread over `window` (fractions of an uninterrupted rebuild's duration) while
+    a reader queries; after each kill, a plain run converges."""
+    target = open_target(uri)
+    refs = sources.references
+    figures = KillFigures(kills=kills)
+    assert ess_export("run", "--target", uri, env={**env, **sources.env(OLD)}).returncode == 0
+    reader = Reader(uri, tmp, env)
+    try:
+        # The probe: one uninterrupted rebuild (under the reader too) sets the time scale.
+        began = time.monotonic()
+        probe = start_export("run", "--target", uri, "--rebuild", env={**env, **sources.env(NEW)})
+        assert probe.wait(timeout=180) == 0
+        figures.probe_seconds = time.monotonic() - began
+        assert published_state(target) == refs[NEW]
+        current = NEW
+        rng = random.Random(seed)
+        for k in range(kills):
+            goal = other(current)
+            # Stratified: kill k lands in the k-th slice of the window.
+            share = window[0] + (k + rng.random()) / kills * (window[1] - window[0])
+            moment = share * figures.probe_seconds
+            killed = start_export(
+                "run", "--target", uri, "--rebuild", env={**env, **sources.env(goal)}
+            )
+            time.sleep(moment)
+            killed.send_signal(signal.SIGKILL)
+            killed.wait(timeout=60)
+            where = f"kill {k} at {moment:.2f}s towards {goal}"
+            assert reader_rule_violations(target) == [], where
+
+            expected = {}
+            journals = {site: target.get(journal_key(site)) is not None for site in SITES}
+            for site in SITES:
+                if journals[site]:
+                    expected[site] = goal  # its publish had begun: the next run finishes it
+                else:
+                    found = which(site_state(target, site), refs, site)
+                    assert found is not None, f"{where}: site {site} is neither publish"
+                    expected[site] = found
+            if any(journals.values()):
+                figures.mid_publish += 1
+            elif all(expected[s] == current for s in SITES):
+                figures.before_publish += 1
+            else:
+                figures.after_publish += 1
+            figures.outcomes.append(f"{moment:.2f}s: {expected}")
+
+            plain = ess_export("run", "--target", uri, env={**env, **sources.env(goal)})
+            assert plain.returncode == 0, f"{where}: {plain.stderr}"
+            report = verify(target)
+            assert report.clean, f"{where}: {report.problems}"
+            for site in SITES:
+                assert site_state(target, site) == refs[expected[site]][site], f"{where}, {site}"
+            assert stale_pages(target) == [], where
+            current = expected["1"]
+    finally:
+        summary = reader.finish()
+    assert summary["errors"] == [], summary["errors"][:5]
+    assert summary["violations"] == [], summary["violations"][:5]
+    assert summary["rounds"] >= kills and summary["files"] > 0, summary
+
+    # At the end a full rebuild gives the clean publish exactly.
+    goal = other(current)
+    done = ess_export("run", "--target", uri, "--rebuild", env={**env, **sources.env(goal)})
+    assert done.returncode == 0, done.stderr
+    assert published_state(target) == refs[goal]
+    assert verify(target).clean and stale_pages(target) == []
+    print(f"\n{uri}: {figures} reader: { ({k: v for k, v in summary.items() if k != 'errors'}) }")
+    return figures
+
+
+def test_sigkill_during_a_rebuild_then_a_plain_run_converges(
+    sources: Sources, tmp_path: Path
+) -> None:
+    figures = kill_loop(str(tmp_path / "pub"), sources, tmp_path, kills=20, seed=12, env={})
+    assert figures.mid_publish >= 5, figures.outcomes
+
+
+def test_sigkill_during_a_rebuild_on_s3_then_a_plain_run_converges(
+    sources: Sources, tmp_path: Path, bucket: str, s3_env: dict[str, str]
+) -> None:
+    # Fewer kills (S3 runs are slower), aimed past the start-up and before the end.
+    figures = kill_loop(
+        f"s3://{bucket}/pub", sources, tmp_path, kills=4, seed=13, env=s3_env, window=(0.2, 0.8)
+    )
+    assert figures.mid_publish + figures.after_publish >= 2, figures.outcomes
 
 
 SWAPPER = """
