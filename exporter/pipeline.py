@@ -8,6 +8,7 @@ by the table.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -287,23 +288,26 @@ def run(
                     report.unnamed += prune(out, [site_id], config.formats, delete=True)
             report.pruned = prune_unnamed
         finally:
-            # Also after a failure: a partly re-exported site's manifest changed.
+            # Also after a failure: a partly re-exported site's manifest changed. Then the
+            # error that stopped the run is the one to report, not one of this catalog's.
+            failing = sys.exc_info()[1] is not None
             if touched:
                 # The pages change with the catalog only; unchanged pages are not rewritten.
-                commit_catalog(
-                    out,
-                    config,
-                    touched,
-                    before=lambda c, m, old: put_pages(
+                with contextlib.suppress(Exception) if failing else contextlib.nullcontext():
+                    commit_catalog(
                         out,
-                        c,
-                        m,
-                        select_pages(c, old, changes),
-                        drop=[key for change in changes.values() for key in change.gone],
-                    ),
-                    known=known,
-                    generator=generator(),
-                )
+                        config,
+                        touched,
+                        before=lambda c, m, old: put_pages(
+                            out,
+                            c,
+                            m,
+                            select_pages(c, old, changes),
+                            drop=[key for change in changes.values() for key in change.gone],
+                        ),
+                        known=known,
+                        generator=generator(),
+                    )
             with contextlib.suppress(OSError):
                 out.staging().rmdir()  # only when empty: nothing of a finished run is left there
         # Last, so that no manifest or catalog a reader may hold still names them. (After a
