@@ -8,29 +8,35 @@ file under its stable name.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from exporter.commit import COMMIT_SECONDS
 from exporter.config import Config, load
 from exporter.demo import write_sqlite
+from exporter.errors import PublishError
 from exporter.journal import journal_key
 from exporter.manifest import manifest_key
 from exporter.pipeline import run
 from exporter.publish import verify
 from exporter.query import Dataset
-from exporter.storage import Target, open_target
+from exporter.storage import LocalTarget, ObjectInfo, Target, open_target
 from tests.support.pages import stale_pages
 from tests.support.reader import Summary, check_site
 
@@ -76,6 +82,21 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Sources:
         for key, sha in found.references[NEW][site]["data"].items()
     ), "every file of the new sources must differ from the old"
     return found
+
+
+@pytest.fixture
+def fast_tmp(tmp_path: Path) -> Iterator[Path]:
+    """A folder in memory where the machine has one: a publish syncs every file it writes,
+    which on a busy shared disk is most of these tests' time (and not what they test)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        yield tmp_path
+        return
+    folder = Path(tempfile.mkdtemp(dir=shm, prefix="ess-export-test-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def site_state(target: Target, site: str) -> dict[str, Any]:
@@ -243,9 +264,9 @@ def kill_loop(
 
 
 def test_sigkill_during_a_rebuild_then_a_plain_run_converges(
-    sources: Sources, tmp_path: Path
+    sources: Sources, fast_tmp: Path
 ) -> None:
-    figures = kill_loop(str(tmp_path / "pub"), sources, tmp_path, kills=20, seed=12, env={})
+    figures = kill_loop(str(fast_tmp / "pub"), sources, fast_tmp, kills=20, seed=12, env={})
     assert figures.mid_publish >= 5, figures.outcomes
 
 
@@ -298,3 +319,127 @@ def test_queries_on_a_directory_survive_files_swapped_under_them(
         stop.touch()
         swapper.wait(timeout=60)
     assert len(answers) >= 2, "the swaps should have been seen"
+
+
+# -- a failure at every target call of a re-export ---------------------------------------------
+
+# Local noon on 2022-09-03: both demo days are complete and inside the 3-day lookback window,
+# so a plain run re-exports them (and finds every file changed with the new sources).
+IN_LOOKBACK = dt.datetime(2022, 9, 3, 3, tzinfo=dt.UTC)
+# Both days long past: a plain run re-exports nothing unless a journal says so.
+LATER = dt.datetime(2022, 9, 20, tzinfo=dt.UTC)
+
+
+class FailingTarget(LocalTarget):
+    """A local target that counts its calls and fails every call from the `fail_at`-th on
+    (a disk gone bad, a mount lost), as a PublishError like the real target's."""
+
+    def __init__(self, root: Path, fail_at: int | None = None) -> None:
+        super().__init__(root)
+        self.fail_at, self.calls, self._depth = fail_at, [], 0
+
+    @contextlib.contextmanager
+    def _call(self, operation: str, key: str) -> Iterator[None]:
+        if self._depth == 0:  # put_if and head call other methods: one call is counted once
+            self.calls.append(f"{operation} {key}")
+            if self.fail_at is not None and len(self.calls) >= self.fail_at:
+                raise PublishError(f"injected failure at call {len(self.calls)}: {operation}")
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
+    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
+        with self._call("put", key):
+            super().put(key, data, content_type, cache_control=cache_control)
+
+    def put_file(self, key: str, path: Path, content_type: str, *, cache_control: str = "") -> None:
+        with self._call("put_file", key):
+            super().put_file(key, path, content_type, cache_control=cache_control)
+
+    def put_if(self, key: str, data: bytes, content_type: str, **options: Any) -> str | None:
+        with self._call("put_if", key):
+            return super().put_if(key, data, content_type, **options)
+
+    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
+        with self._call("get", key):
+            return super().get_tagged(key)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        with self._call("head", key):
+            return super().head(key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        with self._call("list", prefix):
+            return super().list(prefix)
+
+    def delete(self, key: str) -> None:
+        with self._call("delete", key):
+            super().delete(key)
+
+
+def small(config: Config) -> Config:
+    """Site 1's etc and bank tables only: every call of a re-export is a few dozen."""
+    site = config.site("1")
+    tables = tuple(t for t in site.tables if t.name in ("etc", "bank"))
+    return replace(config, sites=(replace(site, tables=tables),))
+
+
+def local_site_state(root: Path) -> dict[str, Any]:
+    return site_state(LocalTarget(root), "1")
+
+
+@pytest.mark.parametrize(
+    ("options", "now", "commit_seconds"),
+    [
+        pytest.param({}, IN_LOOKBACK, COMMIT_SECONDS, id="lookback"),
+        pytest.param({"rebuild": True}, LATER, 0.0, id="rebuild-committing-every-day"),
+    ],
+)
+def test_a_failure_at_every_target_call_of_a_re_export_then_a_plain_run_converges(
+    sources: Sources,
+    fast_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, bool],
+    now: dt.datetime,
+    commit_seconds: float,
+) -> None:
+    monkeypatch.setattr("exporter.commit.COMMIT_SECONDS", commit_seconds)
+    old, new = small(sources.config(OLD)), small(sources.config(NEW))
+    before = fast_tmp / "before"
+    run(old, target=str(before), now=now)
+    states = {OLD: local_site_state(before)}
+
+    def re_export(root: Path, fail_at: int | None) -> FailingTarget:
+        shutil.copytree(before, root)
+        failing = FailingTarget(root, fail_at)
+        with monkeypatch.context() as patch:
+            patch.setattr("exporter.pipeline.open_target", lambda uri, s3: failing)
+            if fail_at is None:
+                run(new, target=str(root), now=now, **options)
+            else:
+                with pytest.raises(PublishError, match=f"injected failure at call {fail_at}:"):
+                    run(new, target=str(root), now=now, **options)
+        return failing
+
+    calls = re_export(fast_tmp / "reference", None).calls
+    states[NEW] = local_site_state(fast_tmp / "reference")
+    assert states[NEW] != states[OLD] and len(calls) > 20, calls
+    for k in range(1, len(calls) + 1):
+        root = fast_tmp / f"k{k}"
+        re_export(root, k)
+        where = f"failure at call {k}: {calls[k - 1]}"
+        assert reader_rule_violations(LocalTarget(root)) == [], where
+        if options and not (root / journal_key("1")).exists():
+            # The rebuild had not begun to publish: a plain run keeps the old publish.
+            expected = which(local_site_state(root), {v: {"1": s} for v, s in states.items()}, "1")
+            assert expected is not None, f"{where}: neither publish, and no journal"
+        else:
+            expected = NEW  # a plain run re-exports the lookback days, or finishes the rebuild
+        run(new, target=str(root), now=now)  # plain, on a fresh target object
+        assert local_site_state(root) == states[expected], where
+        report = verify(LocalTarget(root))
+        assert report.clean, f"{where}: {report.problems}"
+        assert stale_pages(LocalTarget(root)) == [], where
+        shutil.rmtree(root)
