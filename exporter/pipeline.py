@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from .commit import SiteCommit
 from .config import Config, SiteConfig
@@ -387,18 +388,22 @@ def _export_partition(
     report: RunReport,
 ) -> EncodedPartition | None:
     """Extract, encode and publish one day; None when the day has no rows."""
-    writer = PartitionWriter(
-        table_plan.schema,
-        site=job.site,
-        date=job.day,
-        timezone=table_plan.site.timezone,
-        formats=config.formats,
-        staging=site.target.staging(),
-    )
+    staging = site.target.staging()
+    with _staging_errors(job, staging):
+        writer = PartitionWriter(
+            table_plan.schema,
+            site=job.site,
+            date=job.day,
+            timezone=table_plan.site.timezone,
+            formats=config.formats,
+            staging=staging,
+        )
     try:
         for batch in source.stream(table_plan.schema, job.start, job.end, job.day):
-            writer.write(batch)
-        encoded = writer.close()
+            with _staging_errors(job, staging):
+                writer.write(batch)
+        with _staging_errors(job, staging):
+            encoded = writer.close()
         sent = site.publish(job, encoded)
     finally:
         writer.discard()
@@ -410,3 +415,17 @@ def _export_partition(
         report.partitions += 1
         report.rows += encoded.rows
     return encoded
+
+
+@contextlib.contextmanager
+def _staging_errors(job: Job, staging: Path) -> Iterator[None]:
+    """A day's files are written to the staging folder first (on the target's disk for a
+    directory): a full or read-only disk there is one line naming the day and the folder."""
+    try:
+        yield
+    except OSError as exc:
+        raise PublishError(
+            f"cannot write the files of site {job.site} table {job.table} {job.day} in "
+            f"{staging}: {exc.strerror or exc}; free space there (or make it writable) "
+            "and run again"
+        ) from None
