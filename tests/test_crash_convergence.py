@@ -443,3 +443,92 @@ def test_a_failure_at_every_target_call_of_a_re_export_then_a_plain_run_converge
         assert report.clean, f"{where}: {report.problems}"
         assert stale_pages(LocalTarget(root)) == [], where
         shutil.rmtree(root)
+
+
+# -- an unwritable manifest path, a full disk ------------------------------------------------
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The run failed with exit 1 and said why in one line (progress lines aside)."""
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def assert_converged(root: Path, sources: Sources, version: str) -> None:
+    target = LocalTarget(root)
+    report = verify(target)
+    assert report.clean, report.problems
+    assert published_state(target) == sources.references[version]
+    assert stale_pages(target) == []
+
+
+@pytest.mark.parametrize("immutable", ["sites/1", "sites/1/manifest.json"], ids=["folder", "file"])
+def test_an_unwritable_manifest_path_fails_in_one_line_then_the_same_command_converges(
+    sources: Sources, tmp_path: Path, immutable: str
+) -> None:
+    """Root ignores permission bits: `chattr +i` makes the path immutable even for root (the
+    folder: nothing can be created in it; the file: it cannot be replaced)."""
+    root = tmp_path / "pub"
+    run(sources.config(OLD), target=str(root))
+    command = ("run", "--target", str(root), "--rebuild")
+    if subprocess.run(["chattr", "+i", str(root / immutable)], check=False).returncode:
+        pytest.skip("this file system has no immutable attribute (chattr +i)")
+    try:
+        failed = ess_export(*command, env=sources.env(NEW))
+        line = one_error_line(failed)
+        assert f"{root}/sites/1/" in line and "Operation not permitted" in line, line
+        assert reader_rule_violations(LocalTarget(root)) == []
+    finally:
+        subprocess.run(["chattr", "-i", str(root / immutable)], check=True)
+    again = ess_export(*command, env=sources.env(NEW))
+    assert again.returncode == 0, again.stderr
+    assert_converged(root, sources, NEW)
+
+
+@contextlib.contextmanager
+def small_disk(mountpoint: Path) -> Iterator[Path]:
+    """A tmpfs mounted for the test (as root), unmounted whatever happens."""
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
+
+
+def resize(mountpoint: Path, size: int) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(mountpoint)], check=True)
+
+
+def used_bytes(mountpoint: Path) -> int:
+    found = os.statvfs(mountpoint)
+    return (found.f_blocks - found.f_bfree) * found.f_frsize
+
+
+@pytest.mark.parametrize("free_kb", [8, 96, 160], ids=["full-at-once", "full-early", "full-later"])
+def test_a_full_disk_fails_in_one_line_then_the_same_command_converges(
+    sources: Sources, tmp_path: Path, free_kb: int
+) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        root = disk / "pub"
+        run(sources.config(OLD), target=str(root))
+        resize(disk, used_bytes(disk) + free_kb * 1024)
+        command = ("run", "--target", str(root), "--rebuild")
+        failed = ess_export(*command, env=sources.env(NEW))
+        line = one_error_line(failed)
+        assert "No space left on device" in line, line
+        print(f"\n{free_kb} KB free: {len(failed.stderr.splitlines()) - 2} day(s) done; {line}")
+        assert reader_rule_violations(LocalTarget(root)) == []
+        resize(disk, 16 * 1024 * 1024)
+        again = ess_export(*command, env=sources.env(NEW))
+        assert again.returncode == 0, again.stderr
+        assert_converged(root, sources, NEW)
