@@ -532,3 +532,74 @@ def test_a_full_disk_fails_in_one_line_then_the_same_command_converges(
         again = ess_export(*command, env=sources.env(NEW))
         assert again.returncode == 0, again.stderr
         assert_converged(root, sources, NEW)
+
+
+# -- damaged documents -------------------------------------------------------------------------
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_a_truncated_site_manifest_affects_only_its_site_and_rebuild_repairs_it(
+    sources: Sources, tmp_path: Path
+) -> None:
+    root = tmp_path / "pub"
+    run(sources.config(OLD), target=str(root), until=dt.date(2022, 9, 1))
+    truncate(root / manifest_key("1"))
+    env = sources.env(OLD)
+
+    # The next day is published for site 2; site 1 is named in one line with its fix.
+    line = one_error_line(ess_export("run", "--target", str(root), env=env))
+    assert f"{root}/sites/1/manifest.json is not a valid manifest" in line, line
+    assert "`ess-export run --site 1 --rebuild`" in line, line
+    assert site_state(LocalTarget(root), "2") == sources.references[OLD]["2"]
+
+    # Readers of site 2 are not affected.
+    found = ess_export(
+        "query", str(root), "--site", "2", "--table", "rack", "--format", "json", env=env
+    )
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["count"] == 2307
+    total = ess_export(
+        "sql", str(root), "SELECT count(*) AS n FROM rack_2", "--format", "csv", env=env
+    )
+    assert (total.returncode, total.stdout) == (0, "n\n2307\n"), total.stderr
+    (root / "sites/2/rack/index.html").unlink()
+    rendered = one_error_line(ess_export("site", "--target", str(root), env=env))
+    assert rendered.startswith("Error: wrote 1 page(s) of the other sites; "), rendered
+    assert "sites/1/manifest.json is not a valid manifest" in rendered, rendered
+    assert (root / "sites/2/rack/index.html").is_file()
+
+    checked = ess_export("verify", "--target", str(root), env=env)
+    assert checked.returncode == 1
+    assert (
+        "unreadable: sites/1/manifest.json (not a valid manifest: run "
+        "`ess-export run --site 1 --rebuild`)"
+    ) in checked.stdout.splitlines()
+
+    rebuilt = ess_export("run", "--target", str(root), "--site", "1", "--rebuild", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert ess_export("verify", "--target", str(root), env=env).returncode == 0
+    assert_converged(root, sources, OLD)
+
+
+def test_a_truncated_catalog_is_named_by_verify_and_a_plain_run_rewrites_it(
+    sources: Sources, tmp_path: Path
+) -> None:
+    root = tmp_path / "pub"
+    run(sources.config(OLD), target=str(root))
+    truncate(root / "catalog.json")
+    checked = ess_export("verify", "--target", str(root), env={})
+    assert (checked.returncode, checked.stdout.splitlines()) == (
+        1,
+        [
+            "unreadable: catalog.json (not a valid catalog: run `ess-export run` to write it "
+            "again)",
+            "checked 32 file(s): 1 problem(s)",
+        ],
+    )
+    again = ess_export("run", "--target", str(root), env=sources.env(OLD))
+    assert again.returncode == 0, again.stderr
+    assert ess_export("verify", "--target", str(root), env={}).returncode == 0
+    assert_converged(root, sources, OLD)
