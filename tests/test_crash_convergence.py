@@ -16,9 +16,11 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -32,6 +34,7 @@ from exporter.config import Config, load
 from exporter.demo import write_sqlite
 from exporter.errors import PublishError
 from exporter.journal import journal_key
+from exporter.lock import Lease, lock_key, site_lease
 from exporter.manifest import manifest_key
 from exporter.pipeline import run
 from exporter.publish import verify
@@ -603,3 +606,156 @@ def test_a_truncated_catalog_is_named_by_verify_and_a_plain_run_rewrites_it(
     assert again.returncode == 0, again.stderr
     assert ess_export("verify", "--target", str(root), env={}).returncode == 0
     assert_converged(root, sources, OLD)
+
+
+# -- the lease -------------------------------------------------------------------------------
+
+
+def lock_document(host: str, pid: int, expires: dt.datetime) -> bytes:
+    return json.dumps(
+        {
+            "owner": f"{host}:{pid}:deadbeef",
+            "host": host,
+            "pid": pid,
+            "token": "deadbeef" * 4,
+            "started": expires.isoformat(),
+            "renewed": expires.isoformat(),
+            "expires": expires.isoformat(),
+        }
+    ).encode()
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended (and was reaped)."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait(timeout=60)
+    return ended.pid
+
+
+def test_a_lease_whose_owner_process_is_gone_is_taken_over_at_once(
+    sources: Sources, tmp_path: Path
+) -> None:
+    root = tmp_path / "pub"
+    run(sources.config(OLD), target=str(root))
+    hours_away = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    (root / "locks").mkdir()
+    (root / lock_key("1")).write_bytes(lock_document(socket.gethostname(), dead_pid(), hours_away))
+    done = ess_export("run", "--target", str(root), "--rebuild", env=sources.env(NEW))
+    assert done.returncode == 0, done.stderr
+    assert not (root / lock_key("1")).exists()
+    assert_converged(root, sources, NEW)
+
+
+HOLDER = """
+import sys, time
+from datetime import timedelta
+from pathlib import Path
+from exporter.lock import site_lease
+from exporter.storage import LocalTarget
+root, stop = sys.argv[1:3]
+with site_lease(LocalTarget(root), "1", timedelta(minutes=5)):
+    print("held", flush=True)
+    deadline = time.monotonic() + 120
+    while not Path(stop).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+"""
+
+
+def test_a_live_lease_stops_the_run_with_exit_3_and_changes_nothing(
+    sources: Sources, tmp_path: Path
+) -> None:
+    root, stop = tmp_path / "pub", tmp_path / "stop"
+    run(sources.config(OLD), target=str(root))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(root), str(stop)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        lease = (root / lock_key("1")).read_bytes()
+        blocked = ess_export("run", "--target", str(root), "--rebuild", env=sources.env(NEW))
+        assert blocked.returncode == 3, blocked.stderr
+        errors = [line for line in blocked.stderr.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "Traceback" not in blocked.stderr, blocked.stderr
+        assert errors[0].startswith(
+            f"Error: site 1 is being published by another run ({socket.gethostname()}:{holder.pid}:"
+        ), errors[0]
+        assert (root / lock_key("1")).read_bytes() == lease
+        assert published_state(LocalTarget(root)) == sources.references[OLD]
+        assert verify(LocalTarget(root)).clean
+    finally:
+        stop.touch()
+        assert holder.wait(timeout=60) == 0
+    assert not (root / lock_key("1")).exists()
+
+
+def test_renew_moves_the_expiry_and_the_heartbeat_renews_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = LocalTarget(tmp_path)
+
+    def expires() -> dt.datetime:
+        return dt.datetime.fromisoformat(json.loads(target.get(lock_key("1")) or b"")["expires"])
+
+    lease = Lease(target, "1", dt.timedelta(minutes=5))
+    lease.acquire()
+    first = expires()
+    time.sleep(0.01)  # so that the next expiry is a later instant
+    lease.renew()
+    assert expires() > first and lease.lost is None
+    lease.release()
+    assert target.get(lock_key("1")) is None
+
+    # Beats every 0.05 s: a lease of one second stays held for as long as the run lives.
+    monkeypatch.setattr("exporter.lock.MIN_RENEW_SECONDS", 0.05)
+    with site_lease(target, "1", dt.timedelta(seconds=0.25)) as held:
+        first = expires()
+        deadline = time.monotonic() + 30
+        while expires() == first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert expires() > first, "the heartbeat did not renew the lease"
+        held.check()  # still ours
+
+
+def test_a_run_whose_lease_was_taken_over_stops_before_its_next_commit(
+    sources: Sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, reference = tmp_path / "pub", tmp_path / "reference"
+    old, new = small(sources.config(OLD)), small(sources.config(NEW))
+    run(new, target=str(reference))
+    run(old, target=str(root))
+    monkeypatch.setattr("exporter.commit.COMMIT_SECONDS", 0.0)  # a commit after every day
+    monkeypatch.setattr("exporter.lock.MAX_RENEW_SECONDS", 0.05)  # a heartbeat every 0.05 s
+    lost = threading.Event()
+    renew = Lease.renew
+
+    def observed_renew(self: Lease) -> None:
+        renew(self)
+        if self.lost:
+            lost.set()
+
+    monkeypatch.setattr(Lease, "renew", observed_renew)
+
+    def take_over(job: Any, encoded: Any) -> None:
+        if lost.is_set():
+            return
+        # Another run takes the lease over (its owner: a process since gone, so that the
+        # next run may take it in turn); our heartbeat then finds the lease is not ours.
+        far = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+        (root / lock_key("1")).write_bytes(lock_document(socket.gethostname(), dead_pid(), far))
+        assert lost.wait(timeout=30), "the heartbeat did not notice the takeover"
+
+    with pytest.raises(PublishError) as failed:
+        run(new, target=str(root), rebuild=True, progress=take_over)
+    assert str(failed.value) == (
+        f"site 1: lost the lease {root}/locks/1.json (another run took it over); stopped "
+        "before committing. Run again"
+    )
+    assert reader_rule_violations(LocalTarget(root)) == []
+    assert (root / journal_key("1")).exists(), "the day it had sent stays in its journal"
+    run(new, target=str(root))  # the same plain command, once the other run is gone
+    report = verify(LocalTarget(root))
+    assert report.clean, report.problems
+    assert local_site_state(root) == local_site_state(reference)
