@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
@@ -811,3 +812,35 @@ def test_a_run_whose_lease_was_taken_over_stops_before_its_next_commit(
     report = verify(LocalTarget(root))
     assert report.clean, report.problems
     assert local_site_state(root) == local_site_state(reference)
+
+
+def test_a_file_that_cannot_be_finished_fails_the_run_in_one_line(
+    sources: Sources, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills just as a day's file is closed (its last bytes are synced). Made
+    certain by failing the sync: a tmpfs fills at that exact moment only by chance."""
+
+    sync = os.fsync
+
+    def full(fd: int) -> None:
+        if "/.staging/" in os.readlink(f"/proc/self/fd/{fd}"):  # a day's file, not a document
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        sync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    failed: list[BaseException] = []
+
+    def first_publish() -> None:
+        try:
+            run(small(sources.config(OLD)), target=str(tmp_path / "pub"))
+        except BaseException as exc:
+            failed.append(exc)
+
+    publishing = threading.Thread(target=first_publish, daemon=True)
+    publishing.start()
+    publishing.join(timeout=60)
+    assert not publishing.is_alive(), "the run hangs when a file cannot be finished"
+    assert [str(e) for e in failed] == [
+        f"cannot write the files of site 1 table bank 2022-09-01 in {tmp_path}/pub/.staging: "
+        "No space left on device; free space there (or make it writable) and run again"
+    ]
