@@ -178,6 +178,13 @@ def site_lease(target: Target, site: str, length: timedelta) -> Iterator[Lease]:
     beat.start()
     try:
         yield lease
-    finally:
+    except BaseException:
+        # The error that stopped the run is the one to report: a lease left behind by a
+        # failing target is taken over (its owner run has ended, or expires).
+        with contextlib.suppress(Exception):
+            lease.release()
+        raise
+    else:
         lease.release()
-        beat.join()
+    finally:
+        beat.join()  # release() stopped it, whether or not it failed

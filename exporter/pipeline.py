@@ -8,10 +8,12 @@ by the table.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from .catalog import DamagedManifest, read_published, still_published
 from .commit import SiteCommit
@@ -353,23 +355,26 @@ def _run(
                     report.unnamed += prune(out, [site_id], config.formats, delete=True)
             report.pruned = prune_unnamed
         finally:
-            # Also after a failure: a partly re-exported site's manifest changed.
+            # Also after a failure: a partly re-exported site's manifest changed. Then the
+            # error that stopped the run is the one to report, not one of this catalog's.
+            failing = sys.exc_info()[1] is not None
             if touched:
                 # The pages change with the catalog only; unchanged pages are not rewritten.
-                commit_catalog(
-                    out,
-                    config,
-                    touched,
-                    before=lambda c, m, old: put_pages(
+                with contextlib.suppress(Exception) if failing else contextlib.nullcontext():
+                    commit_catalog(
                         out,
-                        c,
-                        m,
-                        select_pages(c, old, changes),
-                        drop=[key for change in changes.values() for key in change.gone],
-                    ),
-                    known=known,
-                    generator=generator(),
-                )
+                        config,
+                        touched,
+                        before=lambda c, m, old: put_pages(
+                            out,
+                            c,
+                            m,
+                            select_pages(c, old, changes),
+                            drop=[key for change in changes.values() for key in change.gone],
+                        ),
+                        known=known,
+                        generator=generator(),
+                    )
             with contextlib.suppress(OSError):
                 out.staging().rmdir()  # only when empty: nothing of a finished run is left there
         # Last, so that no manifest or catalog a reader may hold still names them. (After a
@@ -448,18 +453,22 @@ def _export_partition(
     report: RunReport,
 ) -> EncodedPartition | None:
     """Extract, encode and publish one day; None when the day has no rows."""
-    writer = PartitionWriter(
-        table_plan.schema,
-        site=job.site,
-        date=job.day,
-        timezone=table_plan.site.timezone,
-        formats=config.formats,
-        staging=site.target.staging(),
-    )
+    staging = site.target.staging()
+    with _staging_errors(job, staging):
+        writer = PartitionWriter(
+            table_plan.schema,
+            site=job.site,
+            date=job.day,
+            timezone=table_plan.site.timezone,
+            formats=config.formats,
+            staging=staging,
+        )
     try:
         for batch in source.stream(table_plan.schema, job.start, job.end, job.day):
-            writer.write(batch)
-        encoded = writer.close()
+            with _staging_errors(job, staging):
+                writer.write(batch)
+        with _staging_errors(job, staging):
+            encoded = writer.close()
         sent = site.publish(job, encoded)
     finally:
         writer.discard()
@@ -471,3 +480,17 @@ def _export_partition(
         report.partitions += 1
         report.rows += encoded.rows
     return encoded
+
+
+@contextlib.contextmanager
+def _staging_errors(job: Job, staging: Path) -> Iterator[None]:
+    """A day's files are written to the staging folder first (on the target's disk for a
+    directory): a full or read-only disk there is one line naming the day and the folder."""
+    try:
+        yield
+    except OSError as exc:
+        raise PublishError(
+            f"cannot write the files of site {job.site} table {job.table} {job.day} in "
+            f"{staging}: {exc.strerror or exc}; free space there (or make it writable) "
+            "and run again"
+        ) from None

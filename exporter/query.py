@@ -72,6 +72,10 @@ MAX_PAGE_SIZE = 1000
 BATCH_ROWS = 65_536
 # DuckDB raises its own errors; through an Arrow stream they arrive as OSError/ArrowException.
 _DUCKDB_ERRORS = (duckdb.Error, OSError, pa.ArrowException)
+# DuckDB opens a Parquet file more than once per query: a publish that swaps in a day's new
+# file meanwhile makes the read fail (measured: 1 query in 5 while a file is replaced in a
+# loop), though both versions are good. Such a read is tried again, this many times in all.
+READ_ATTEMPTS = 4
 # A manifest names one schema per table, but union_by_name costs little and keeps a
 # table readable should two days ever differ.
 _FILES = "read_parquet($files, union_by_name=true)"
@@ -383,6 +387,9 @@ class Dataset:
         # The manifest checks and the cache are not written for threads: one at a time.
         self._files_lock = threading.RLock()
         self._views_lock = threading.Lock()
+        self._seen: dict[str, tuple[int, int, int]] = {}
+        """Local files resolved so far, with their identity (inode, mtime, size): a read
+        that fails after one of them changed is tried again (see READ_ATTEMPTS)."""
         self._real_views: set[str] | None = None
         """Views made over their files; None until the first `sql` makes the catalog."""
 
@@ -492,13 +499,16 @@ class Dataset:
         size = parse_page_size(page_size)
         wanted = parse_page(page)
         deadline = self._deadline()  # one time budget for the whole question
-        for reread in (True, False):
+        for attempt in range(READ_ATTEMPTS):
             selection = self._select(*request)
             try:
-                return self._page(selection, wanted, size, reread, deadline)
+                return self._page(selection, wanted, size, attempt == 0, deadline)
             except _Stale:
-                continue  # the manifest was re-read: answer from the new one, once
-        raise AssertionError("unreachable: a second mismatch raises PublishError")
+                continue  # the manifest was re-read, or a file replaced: answer again
+        raise PublishError(
+            f"table {table} of site {site} was republished {READ_ATTEMPTS} times while it was "
+            "read; ask again once the publish is done"
+        )
 
     def rows(
         self,
@@ -683,7 +693,10 @@ class Dataset:
             with deadline.running():
                 yield
         except _DUCKDB_ERRORS as exc:
-            raise self._limit_error(exc, deadline) or PublishError(
+            limit = self._limit_error(exc, deadline)
+            if limit is None and self._replaced():
+                raise _Stale() from None  # a publish swapped a file in: read again
+            raise limit or PublishError(
                 f"cannot read table {selection.table} of site {selection.site}: "
                 f"{_first_line(exc)}; run `ess-export verify --target {self.target.uri}`"
             ) from None
@@ -772,12 +785,15 @@ class Dataset:
         if self.cache is None:
             assert isinstance(self.target, LocalTarget)
             path = self.target.root.joinpath(*safe_parts(entry.path))
-            if not path.is_file():
+            identity = _identity(path)
+            if identity is None:
                 raise PublishError(
                     f"{path} is named by {manifest_key(site)} but missing; "
                     f"run `ess-export verify --target {self.target.uri}`"
                 )
-            return str(path.resolve())
+            name = str(path.resolve())
+            self._seen[name] = identity
+            return name
         change = self._in_flux(site, table).get(partition.date)
         also = [change.files["parquet"]] if change and "parquet" in change.files else []
         try:
@@ -831,7 +847,22 @@ class Dataset:
 
     def sql(self, statement: str) -> pa.Table:
         """Run one read-only SELECT over the views (see `views`); the whole result."""
+        for _ in range(READ_ATTEMPTS - 1):
+            try:
+                return self.sql_reader(statement).read_all()
+            except QueryError:
+                if not self._replaced():
+                    raise
         return self.sql_reader(statement).read_all()
+
+    def _replaced(self) -> bool:
+        """Whether a local file resolved so far is another file now (a publish renamed a
+        day's new file over it); notes the new identities."""
+        with self._files_lock:
+            changed = {n: _identity(Path(n)) for n, seen in self._seen.items()}
+            changed = {n: i for n, i in changed.items() if i != self._seen[n]}
+            self._seen.update({n: i for n, i in changed.items() if i is not None})
+        return bool(changed)
 
     def sql_reader(self, statement: str, batch_rows: int = BATCH_ROWS) -> pa.RecordBatchReader:
         """Run one read-only SELECT (or SHOW, DESCRIBE, SUMMARIZE) over the views, streaming.
@@ -940,6 +971,15 @@ class Dataset:
         manifest = self.table_manifest(site, table)
         days = [p for p in manifest.partitions if "parquet" in p.files]
         return self._fresh_paths(site, table, days)
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    """What tells one file from the one a publish renames over it; None if absent."""
+    try:
+        found = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
 
 
 def _schema(manifest: TableManifest, zone: ZoneInfo, names: list[str]) -> pa.Schema:

@@ -84,14 +84,18 @@ class _Encoder(threading.Thread):
         self.error: BaseException | None = None
 
     def run(self) -> None:
+        ended = False  # the producer's last message (None) was taken
         try:
             while (group := self.inbox.get()) is not None:
                 if self.error is None:
                     self.encode(group)
+            ended = True
             self.finish()
         except BaseException as exc:  # re-raised on the caller's thread by close()
             self.error = exc
-            while self.inbox.get() is not None:  # drain so the producer never blocks
+            # Drain so the producer never blocks; not after the end, when nothing more comes
+            # (a file that cannot be finished, e.g. on a full disk, hung close() for ever).
+            while not ended and self.inbox.get() is not None:
                 continue
 
 
