@@ -73,7 +73,7 @@ def test_views_are_catalog_objects(dataset: Dataset, published: Path) -> None:
         f"SELECT count(*) FROM read_parquet('{day_files % 'bank'}') "
         f"JOIN read_parquet('{day_files % 'rack'}') USING (timestamp, bank_id)"
     ).fetchall()
-    assert joined.column(0).to_pylist() == [plain[0][0]] == [4613]
+    assert joined.column(0).to_pylist() == [plain[0][0]] == [4615]
     names = ["bank", "bank_1", "bank_2", "etc", "etc_1", "etc_2", "pcs", "pcs_1", "pcs_2",
              "rack", "rack_1", "rack_2"]  # fmt: skip
     assert dataset.sql("SHOW TABLES").column("name").to_pylist() == names

@@ -18,9 +18,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from exporter.catalog import DamagedManifest, read_manifest
 from exporter.journal import Journal, peek_journal
+from exporter.layout import CATALOG_KEY
 from exporter.manifest import SiteManifest
-from exporter.publish import CATALOG_KEY, DamagedManifest, read_manifest
 from exporter.query import Dataset
 from exporter.storage import Target, open_target
 
