@@ -131,7 +131,7 @@ def test_the_installed_wheel_runs_demo_run_site_query_sql_verify_outside_the_che
         ess("demo", "--days", "1") == "wrote demo-data/ess1.sqlite\nwrote demo-data/ess2.sqlite\n"
     )
     # No --config: the packaged demo configuration, its paths relative to the working directory.
-    assert ess("run").startswith("exported 8 partition(s) (0 unchanged), 198823 rows,")
+    assert ess("run").startswith("exported 8 partition(s) (0 unchanged), 198831 rows,")
     assert "site 1 table rack: up to date\n" in ess("plan")
     assert json.loads((tmp_path / "public" / "catalog.json").read_text())["sites"]
 
@@ -157,6 +157,6 @@ def test_the_installed_wheel_runs_demo_run_site_query_sql_verify_outside_the_che
     statement = "SELECT site, count(*) AS n FROM rack GROUP BY site ORDER BY site"
     assert json.loads(ess("sql", "public", statement, "--format", "json")) == {
         "count": 2,
-        "results": [{"site": "1", "n": 69161}, {"site": "2", "n": 69146}],
+        "results": [{"site": "1", "n": 69148}, {"site": "2", "n": 69167}],
     }
     assert ess("verify", "--target", "public") == "checked 16 file(s): 0 problem(s)\n"
