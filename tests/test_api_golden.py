@@ -25,7 +25,7 @@ import pytest
 pytest.importorskip("starlette")
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx 0.28 works the same
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from exporter.api import ApiSettings, create_app  # noqa: E402

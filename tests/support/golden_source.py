@@ -26,6 +26,8 @@ GOLDEN = REPO / "tests" / "golden"
 SOURCE = json.loads((GOLDEN / "source.json").read_text())
 CONFIG = GOLDEN / "ess-export.toml"
 DATABASES = ("ess1", "ess2")
+# load.py's --db-suffix: ess1_golden, ess2_golden, beside the suite's own ess1 and ess2.
+SUFFIX = "_golden"
 
 
 class GoldenSourceMissing(RuntimeError):
@@ -54,10 +56,13 @@ def _dsn_base(pg: PgCluster) -> str:
     return pg.dsn("postgres").rsplit("/", 1)[0]  # load.py wants a URI without a database
 
 
-def _load_py(pg: PgCluster, seed: Path, *extra: str) -> None:
+def _load_py(pg: PgCluster, seed: Path, suffix: str, *extra: str) -> None:
     argv = [sys.executable, str(seed / "load.py"), "--dsn-base", _dsn_base(pg)]
     res = subprocess.run(
-        [*argv, *SOURCE["load_args"], *extra], capture_output=True, text=True, timeout=1800
+        [*argv, *SOURCE["load_args"], "--db-suffix", suffix, *extra],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     if res.returncode != 0:
         raise RuntimeError(f"load.py failed:\n{res.stdout}\n{res.stderr}")
@@ -73,10 +78,10 @@ def _cached(cache: Path) -> bool:
     )
 
 
-def _check(pg: PgCluster) -> None:
+def _check(pg: PgCluster, suffix: str) -> None:
     """Every table's row count and COPY md5 equal source.json's (table order included)."""
     for db in DATABASES:
-        with pg.connect(db) as conn:
+        with pg.connect(db + suffix) as conn:
             for table, want in SOURCE["tables"][db].items():
                 md5, rows = hashlib.md5(), 0
                 with conn.cursor().copy(f'COPY "{table}" TO STDOUT') as copy:
@@ -91,14 +96,14 @@ def _check(pg: PgCluster) -> None:
                     )
 
 
-def load_source(pg: PgCluster) -> None:
-    """Databases ess1 and ess2 in `pg`, holding exactly source.json's rows."""
+def load_source(pg: PgCluster, suffix: str = SUFFIX) -> None:
+    """Databases ess1`suffix` and ess2`suffix` in `pg`, holding exactly source.json's rows."""
     seed = seed_api_dir()
     cache = cache_dir()
     if _cached(cache):
-        _load_py(pg, seed, "--schema-only")
+        _load_py(pg, seed, suffix, "--schema-only")
         for db in DATABASES:
-            with pg.connect(db) as conn:
+            with pg.connect(db + suffix) as conn:
                 for table in SOURCE["tables"][db]:
                     with (
                         _copy_file(cache, db, table).open("rb") as src,
@@ -107,13 +112,13 @@ def load_source(pg: PgCluster) -> None:
                         while chunk := src.read(1 << 20):
                             copy.write(chunk)
                 conn.commit()
-        _check(pg)
+        _check(pg, suffix)
         return
-    _load_py(pg, seed)
-    _check(pg)
+    _load_py(pg, seed, suffix)
+    _check(pg, suffix)
     cache.mkdir(parents=True, exist_ok=True)
     for db in DATABASES:
-        with pg.connect(db) as conn:
+        with pg.connect(db + suffix) as conn:
             for table in SOURCE["tables"][db]:
                 part = _copy_file(cache, db, table).with_suffix(".part")
                 with part.open("wb") as out, conn.cursor().copy(f'COPY "{table}" TO STDOUT') as cp:
@@ -122,12 +127,12 @@ def load_source(pg: PgCluster) -> None:
                 part.replace(_copy_file(cache, db, table))
 
 
-def publish(pg: PgCluster, root: Path) -> None:
+def publish(pg: PgCluster, root: Path, suffix: str = SUFFIX) -> None:
     """`ess-export run` of tests/golden/ess-export.toml into `root`."""
     env = {
         **os.environ,
-        "GOLDEN_ESS1_DSN": pg.dsn("ess1"),
-        "GOLDEN_ESS2_DSN": pg.dsn("ess2"),
+        "GOLDEN_ESS1_DSN": pg.dsn("ess1" + suffix),
+        "GOLDEN_ESS2_DSN": pg.dsn("ess2" + suffix),
         "ESS_EXPORT_TARGET": str(root),
     }
     argv = [sys.executable, "-m", "exporter", "run", "--config", str(CONFIG)]
