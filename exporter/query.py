@@ -55,6 +55,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "Dataset",
+    "InvalidPage",
     "Limits",
     "Page",
     "QueryError",
@@ -96,6 +97,10 @@ _ARROW_TYPES = {
     "boolean": pa.bool_(),
     "date": pa.date32(),
 }
+
+
+class InvalidPage(QueryError):
+    """The page asked for does not exist (not a number, below 1, past the end)."""
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -158,17 +163,17 @@ def _whole_number(value: object) -> int | None:
     return None
 
 
-def parse_page_size(value: int | str | None) -> int:
-    """The page size; over MAX_PAGE_SIZE is clamped, like the old service."""
+def parse_page_size(value: int | str | None, maximum: int = MAX_PAGE_SIZE) -> int:
+    """The page size; over `maximum` is clamped, like the old service."""
     if value is None:
         return DEFAULT_PAGE_SIZE
     size = _whole_number(value)
     if size is None:
         raise QueryError(
-            f"Invalid page size {value!r}: give a whole number from 1 to {MAX_PAGE_SIZE} "
-            f"(larger sizes are clamped to {MAX_PAGE_SIZE})"
+            f"Invalid page size {value!r}: give a whole number from 1 to {maximum} "
+            f"(larger sizes are clamped to {maximum})"
         )
-    return min(size, MAX_PAGE_SIZE)
+    return min(size, maximum)
 
 
 def parse_page(value: int | str | None) -> int | str:
@@ -179,7 +184,7 @@ def parse_page(value: int | str | None) -> int | str:
         return "last"
     number = _whole_number(value)
     if number is None:
-        raise QueryError(
+        raise InvalidPage(
             f"Invalid page. {value!r} is not a page number: give a whole number from 1 (or 'last')"
         )
     return number
@@ -192,7 +197,7 @@ def _page_number(wanted: int | str, count: int, size: int) -> int:
         return pages
     assert isinstance(wanted, int)
     if wanted > pages:
-        raise QueryError(
+        raise InvalidPage(
             f"Invalid page. Page {wanted} is past the end: {count} row(s) make {pages} "
             f"page(s) of {size}"
         )
@@ -288,13 +293,18 @@ class _Selection:
     """Partitions do not overlap in time, so a page can be read from the days it falls in."""
     file_order: bool = False
     """Every column, in the manifest's order: the order each file is written in."""
+    descending: frozenset[str] = frozenset()
+    """Order columns sorted high to low (the keys, for `descending_keys`)."""
 
     def select_sql(self, page: bool, total: bool = False, one_file: bool = False) -> str:
         columns = ", ".join(_q(name) for name in self.schema.names)
         if total:  # published names never start with "_" (see sources.normalise)
             columns += f", count(*) OVER () AS {_TOTAL}"
-        order = ", ".join(f"{_q(name)} ASC NULLS LAST" for name in self.order)
-        if not page and one_file and self.file_order:
+        order = ", ".join(
+            f"{_q(name)} {'DESC' if name in self.descending else 'ASC'} NULLS LAST"
+            for name in self.order
+        )
+        if not page and one_file and self.file_order and not self.descending:
             # A day's file is written in this order (the layout contract): no sort, so a
             # download holds a batch in memory, not the day.
             return f"SELECT {columns} FROM {_FILES} {self.where}"
@@ -493,10 +503,17 @@ class Dataset:
         end: str | datetime | date | None = None,
         page: int | str | None = None,
         page_size: int | str | None = DEFAULT_PAGE_SIZE,
+        *,
+        max_page_size: int = MAX_PAGE_SIZE,
+        descending_keys: bool = False,
     ) -> Page:
-        """One page of the matching rows (page None: the first), like the old JSON API."""
-        request = (site, table, bank, rack, fields, start, end)
-        size = parse_page_size(page_size)
+        """One page of the matching rows (page None: the first), like the old JSON API.
+
+        `descending_keys` orders rows of one timestamp by the table's keys high to low
+        (the seed service's physical order: racks 8 to 1 within a second).
+        """
+        request = (site, table, bank, rack, fields, start, end, descending_keys)
+        size = parse_page_size(page_size, max_page_size)
         wanted = parse_page(page)
         deadline = self._deadline()  # one time budget for the whole question
         for attempt in range(READ_ATTEMPTS):
@@ -519,9 +536,11 @@ class Dataset:
         fields: str | Sequence[str] | None = None,
         start: str | datetime | date | None = None,
         end: str | datetime | date | None = None,
+        *,
+        descending_keys: bool = False,
     ) -> pa.RecordBatchReader:
         """Every matching row, in order, streamed one day at a time (the old CSV download)."""
-        selection = self._select(site, table, bank, rack, fields, start, end)
+        selection = self._select(site, table, bank, rack, fields, start, end, descending_keys)
         return pa.RecordBatchReader.from_batches(selection.schema, self._stream(selection))
 
     def _select(
@@ -533,6 +552,7 @@ class Dataset:
         fields: str | Sequence[str] | None,
         start: str | datetime | date | None,
         end: str | datetime | date | None,
+        descending_keys: bool = False,
     ) -> _Selection:
         manifest = self.table_manifest(site, table)
         zone = self.zone(site)
@@ -571,6 +591,7 @@ class Dataset:
             known_rows=known,
             disjoint=disjoint,
             file_order=chosen == names,
+            descending=frozenset(keys if descending_keys else ()),
         )
 
     def _page(
