@@ -36,6 +36,7 @@ from markupsafe import Markup, escape
 
 from . import publish
 from .config import NAME_PATTERN
+from .dictionary import page_texts
 from .errors import PublishError
 from .journal import journal_key, peek_journal
 from .manifest import Column, Partition, Published, SiteManifest, TableManifest
@@ -260,7 +261,15 @@ def _render(
         f"default-src 'none'; style-src {css_hash}; script-src {js_hash}; img-src data:; "
         "base-uri 'none'; form-action 'none'"
     )
-    common = {"t": t, "lang": language, "dataset": dataset, "css": css, "js": js, "csp": csp}
+    common = {
+        "t": t,
+        "lang": language,
+        "dataset": dataset,
+        "css": css,
+        "js": js,
+        "csp": csp,
+        "dictionary": page_texts(catalog, language),
+    }
     sites = [
         _checked(manifests[entry["site"]], entry["site"])
         for entry in catalog.get("sites", [])

@@ -319,6 +319,7 @@ def test_site_and_landing_pages_sum_up_the_manifests(tree: Path) -> None:
             parts = table.partitions
             assert rows[name] == [
                 name,
+                "",  # this publish's configuration names no data dictionary
                 str(len(table.columns)),
                 parts[0].date,
                 parts[-1].date,
