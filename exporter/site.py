@@ -41,6 +41,7 @@ from .errors import PublishError
 from .journal import journal_key, peek_journal
 from .manifest import Column, Partition, Published, SiteManifest, TableManifest
 from .memory import gc_paused
+from .preview import Preview, read_previews
 from .storage import Target
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "make_server",
     "put_pages",
     "render_site",
+    "rendered_tables",
     "select_pages",
 ]
 
@@ -234,18 +236,36 @@ def render_site(
     catalog: dict[str, Any],
     manifests: dict[str, SiteManifest],
     only: Selection | None = None,
+    previews: dict[tuple[str, str], Preview] | None = None,
 ) -> dict[str, bytes]:
     """The pages of the index: key (``sites/1/rack/index.html``) -> HTML bytes.
 
     Every page, or the landing page plus those `only` selects: a run renders the pages its
     changes touch, so that adding a day costs the same after a year as after a week.
+    `previews` are the first rows of tables (`read_previews`), shown on their pages.
     """
     with gc_paused():
-        return _render(catalog, manifests, only)
+        return _render(catalog, manifests, only, previews or {})
+
+
+def rendered_tables(
+    manifests: dict[str, SiteManifest], only: Selection | None
+) -> list[tuple[str, str]]:
+    """The (site, table) pages `render_site` renders for `only`."""
+    found = []
+    for site, manifest in manifests.items():
+        if only is not None and site not in only:
+            continue
+        chosen = only.get(site) if only is not None else None
+        found += [(site, name) for name in manifest.tables if chosen is None or name in chosen]
+    return found
 
 
 def _render(
-    catalog: dict[str, Any], manifests: dict[str, SiteManifest], only: Selection | None
+    catalog: dict[str, Any],
+    manifests: dict[str, SiteManifest],
+    only: Selection | None,
+    previews: dict[tuple[str, str], Preview],
 ) -> dict[str, bytes]:
     language = str(catalog.get("language"))
     language = language if language in labels() else "en"
@@ -316,6 +336,7 @@ def _render(
                 calendars=_calendars(table, t),
                 charts=_charts(table.columns, table.keys, table.partitions[-RECENT_DAYS:], t),
                 recent=min(RECENT_DAYS, len(table.partitions)),
+                preview=previews.get((m.site, name)),
                 months=[(month, title, Coverage.of(days)) for month, title, days in months],
             )
             wanted = chosen.get(name) if chosen is not None else None
@@ -482,7 +503,8 @@ def put_pages(
     (Sending pages from a thread while the next one renders measured no faster: that
     thread waits for the interpreter lock on every response.)"""
     written = deleted = 0
-    pages = render_site(catalog, manifests, only)
+    previews = read_previews(target, manifests, rendered_tables(manifests, only))
+    pages = render_site(catalog, manifests, only, previews)
     for key, html in pages.items():
         info = target.head(key)
         if info is None or info.sha256 != hashlib.sha256(html).hexdigest():
