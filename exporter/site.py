@@ -35,6 +35,7 @@ from jinja2 import Environment, FileSystemBytecodeCache, FunctionLoader, StrictU
 from markupsafe import Markup, escape
 
 from . import publish
+from .assets import explorer_key, put_assets
 from .config import NAME_PATTERN
 from .dictionary import page_texts
 from .errors import PublishError
@@ -278,8 +279,11 @@ def _render(
         dataset["base"] = ""  # the snippets then use the page's own location
     (css, css_hash), (js, js_hash) = _inline("site.css"), _inline("site.js")
     csp = (
-        f"default-src 'none'; style-src {css_hash}; script-src {js_hash}; img-src data:; "
-        "base-uri 'none'; form-action 'none'"
+        # 'self': the explorer module and its Parquet reader (assets/), which compiles
+        # its snappy decoder as WebAssembly; connect-src: it fetches the manifest and files.
+        f"default-src 'none'; style-src {css_hash}; script-src {js_hash} 'self' "
+        "'wasm-unsafe-eval'; img-src data:; connect-src 'self'; base-uri 'none'; "
+        "form-action 'none'"
     )
     common = {
         "t": t,
@@ -289,6 +293,7 @@ def _render(
         "js": js,
         "csp": csp,
         "dictionary": page_texts(catalog, language),
+        "explorer": explorer_key(),
     }
     sites = [
         _checked(manifests[entry["site"]], entry["site"])
@@ -455,7 +460,8 @@ def generator() -> dict[str, str]:
     """What renders the pages, for the catalog: another version re-renders every page."""
     digest = hashlib.sha256()
     files = (f for f in TEMPLATES.iterdir() if f.name.endswith(_TEMPLATE_SUFFIXES))
-    for path in sorted(files, key=lambda f: f.name):
+    bundle = TEMPLATES / "vendor" / "hyparquet.bundle.js"  # the explorer's import
+    for path in [*sorted(files, key=lambda f: f.name), bundle]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return {"name": "ess-export", "site_templates": "sha256:" + digest.hexdigest()}
 
@@ -502,6 +508,7 @@ def put_pages(
 
     (Sending pages from a thread while the next one renders measured no faster: that
     thread waits for the interpreter lock on every response.)"""
+    put_assets(target)  # the scripts the pages load, before any page that loads them
     written = deleted = 0
     previews = read_previews(target, manifests, rendered_tables(manifests, only))
     pages = render_site(catalog, manifests, only, previews)
