@@ -12,12 +12,13 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .dictionary import load_dictionary
 from .errors import ConfigError
 from .layout import NAME_PATTERN, NAME_RULE, is_name
 
@@ -63,7 +64,10 @@ class ColumnDoc:
     """Optional documentation of one source column, shown in the manifest and the site."""
 
     description: str = ""
+    """In English (the data package's language)."""
     unit: str = ""
+    description_ko: str = ""
+    """The same in Korean."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,11 @@ class DatasetConfig:
     """Language of the index site: ``en`` or ``ko``."""
     public_base_url: str = ""
     """Where the published tree is served from, used in the site's copy-paste snippets."""
+    dictionary: str = ""
+    """``builtin`` (the shipped data dictionary of the seed's tables), a TOML file shaped
+    like it (relative to the configuration file), or empty for none."""
+    dictionary_tables: Mapping[str, Any] = field(default_factory=dict)
+    """What the catalog carries of the dictionary: its note and the tables' purposes."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +274,8 @@ class _Loader:
         if not sites_raw:
             raise self.fail("sites", "no site configured; add a [sites.<id>] table")
         sites = tuple(self.site(site_id, value) for site_id, value in sites_raw.items())
+        if dataset.dictionary:
+            dataset, sites = self.documented(dataset, sites)
         return Config(
             path=self.path,
             dataset=dataset,
@@ -276,6 +287,32 @@ class _Loader:
             s3=self.s3(export.get("s3", {})),
             sites=sites,
         )
+
+    def documented(
+        self, dataset: DatasetConfig, sites: tuple[SiteConfig, ...]
+    ) -> tuple[DatasetConfig, tuple[SiteConfig, ...]]:
+        """The data dictionary merged into every table's column docs; a value the
+        configuration gives for a column wins over the dictionary's."""
+        found = load_dictionary(dataset.dictionary, self.path)
+        known = {
+            name: ColumnDoc(description=e.en, unit=e.unit, description_ko=e.ko)
+            for name, e in found.columns.items()
+        }
+
+        def merged(table: TableConfig) -> TableConfig:
+            docs = dict(known)
+            for column, own in table.columns.items():
+                base = known.get(column, ColumnDoc())
+                docs[column] = ColumnDoc(
+                    description=own.description or base.description,
+                    unit=own.unit or base.unit,
+                    description_ko=own.description_ko or base.description_ko,
+                )
+            return replace(table, columns=docs)
+
+        sites = tuple(replace(s, tables=tuple(merged(t) for t in s.tables)) for s in sites)
+        names = {t.name for s in sites for t in s.tables}
+        return replace(dataset, dictionary_tables=found.to_document(names)), sites
 
     def s3(self, raw: Any) -> S3Options:
         keys = ("endpoint_url", "region", "path_style", "checksum", "max_attempts")
@@ -298,7 +335,15 @@ class _Loader:
         )
 
     def dataset(self, raw: Any) -> DatasetConfig:
-        fields_ = ("title", "description", "license", "citation", "language", "public_base_url")
+        fields_ = (
+            "title",
+            "description",
+            "license",
+            "citation",
+            "language",
+            "public_base_url",
+            "dictionary",
+        )
         raw = self.table_of(raw, "dataset", fields_)
         values = {k: self.string(raw, k, "dataset") for k in fields_ if k in raw}
         values.setdefault("title", "ESS operating data")
@@ -382,10 +427,12 @@ class _Loader:
         )
         docs = {}
         for column, doc in docs_raw.items():
-            doc = self.table_of(doc, f"{key}.columns.{column}", ("description", "unit"))
+            where = f"{key}.columns.{column}"
+            doc = self.table_of(doc, where, ("description", "unit", "description_ko"))
             docs[column] = ColumnDoc(
-                description=self.string(doc, "description", f"{key}.columns.{column}", ""),
-                unit=self.string(doc, "unit", f"{key}.columns.{column}", ""),
+                description=self.string(doc, "description", where, ""),
+                unit=self.string(doc, "unit", where, ""),
+                description_ko=self.string(doc, "description_ko", where, ""),
             )
         return TableConfig(
             name=name,

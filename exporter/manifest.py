@@ -124,6 +124,7 @@ class Column:
     nullable: bool
     description: str = ""
     unit: str = ""
+    description_ko: str = ""
 
 
 def schema_hash(columns: tuple[Column, ...]) -> str:
@@ -214,6 +215,7 @@ def build_catalog(
         "citation": ds.citation,
         "language": ds.language,
         "public_base_url": ds.public_base_url,
+        **({"dictionary": dict(ds.dictionary_tables)} if ds.dictionary_tables else {}),
         "generated_at": generated_at,
         "sites": [
             {
@@ -228,6 +230,12 @@ def build_catalog(
     }
 
 
+def _field_description(column: Column) -> str:
+    """English, then Korean when the dictionary has it: 'Rack state of charge / 랙 ...'."""
+    text = column.description or f"source column {column.source}"
+    return f"{text} / {column.description_ko}" if column.description_ko else text
+
+
 def build_datapackage(config: Config, manifests: list[SiteManifest]) -> dict[str, Any]:
     """A Frictionless Data Package: one resource per site, table and format."""
     resources = []
@@ -237,7 +245,7 @@ def build_datapackage(config: Config, manifests: list[SiteManifest]) -> dict[str
                 {
                     "name": c.name,
                     "type": _FRICTIONLESS_TYPES[c.type],
-                    "description": c.description or f"source column {c.source}",
+                    "description": _field_description(c),
                     **({"unit": c.unit} if c.unit else {}),
                 }
                 for c in table.columns

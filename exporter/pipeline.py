@@ -142,6 +142,7 @@ def _columns(schema: TableSchema) -> tuple[Column, ...]:
             nullable=c.nullable,
             description=docs[c.source].description if c.source in docs else "",
             unit=docs[c.source].unit if c.source in docs else "",
+            description_ko=docs[c.source].description_ko if c.source in docs else "",
         )
         for c in schema.columns
     )

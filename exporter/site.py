@@ -34,12 +34,15 @@ from typing import Any
 from jinja2 import Environment, FileSystemBytecodeCache, FunctionLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from .assets import explorer_key, put_assets
 from .catalog import DamagedManifest, read_manifest
+from .dictionary import page_texts
 from .errors import PublishError
 from .journal import peek_journal
 from .layout import CATALOG_KEY, DOCUMENT_CACHE, NAME_PATTERN, is_name, journal_key, page_key
 from .manifest import Column, Partition, Published, SiteManifest, TableManifest
 from .memory import gc_paused
+from .preview import Preview, read_previews
 from .storage import Target
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     "make_server",
     "put_pages",
     "render_site",
+    "rendered_tables",
     "select_pages",
 ]
 
@@ -228,18 +232,36 @@ def render_site(
     catalog: dict[str, Any],
     manifests: dict[str, SiteManifest],
     only: Selection | None = None,
+    previews: dict[tuple[str, str], Preview] | None = None,
 ) -> dict[str, bytes]:
     """The pages of the index: key (``sites/1/rack/index.html``) -> HTML bytes.
 
     Every page, or the landing page plus those `only` selects: a run renders the pages its
     changes touch, so that adding a day costs the same after a year as after a week.
+    `previews` are the first rows of tables (`read_previews`), shown on their pages.
     """
     with gc_paused():
-        return _render(catalog, manifests, only)
+        return _render(catalog, manifests, only, previews or {})
+
+
+def rendered_tables(
+    manifests: dict[str, SiteManifest], only: Selection | None
+) -> list[tuple[str, str]]:
+    """The (site, table) pages `render_site` renders for `only`."""
+    found = []
+    for site, manifest in manifests.items():
+        if only is not None and site not in only:
+            continue
+        chosen = only.get(site) if only is not None else None
+        found += [(site, name) for name in manifest.tables if chosen is None or name in chosen]
+    return found
 
 
 def _render(
-    catalog: dict[str, Any], manifests: dict[str, SiteManifest], only: Selection | None
+    catalog: dict[str, Any],
+    manifests: dict[str, SiteManifest],
+    only: Selection | None,
+    previews: dict[tuple[str, str], Preview],
 ) -> dict[str, bytes]:
     language = str(catalog.get("language"))
     language = language if language in labels() else "en"
@@ -252,10 +274,22 @@ def _render(
         dataset["base"] = ""  # the snippets then use the page's own location
     (css, css_hash), (js, js_hash) = _inline("site.css"), _inline("site.js")
     csp = (
-        f"default-src 'none'; style-src {css_hash}; script-src {js_hash}; img-src data:; "
-        "base-uri 'none'; form-action 'none'"
+        # 'self': the explorer module and its Parquet reader (assets/), which compiles
+        # its snappy decoder as WebAssembly; connect-src: it fetches the manifest and files.
+        f"default-src 'none'; style-src {css_hash}; script-src {js_hash} 'self' "
+        "'wasm-unsafe-eval'; img-src data:; connect-src 'self'; base-uri 'none'; "
+        "form-action 'none'"
     )
-    common = {"t": t, "lang": language, "dataset": dataset, "css": css, "js": js, "csp": csp}
+    common = {
+        "t": t,
+        "lang": language,
+        "dataset": dataset,
+        "css": css,
+        "js": js,
+        "csp": csp,
+        "dictionary": page_texts(catalog, language),
+        "explorer": explorer_key(),
+    }
     sites = [
         _checked(manifests[entry["site"]], entry["site"])
         for entry in catalog.get("sites", [])
@@ -302,6 +336,7 @@ def _render(
                 calendars=_calendars(table, t),
                 charts=_charts(table.columns, table.keys, table.partitions[-RECENT_DAYS:], t),
                 recent=min(RECENT_DAYS, len(table.partitions)),
+                preview=previews.get((m.site, name)),
                 months=[(month, title, Coverage.of(days)) for month, title, days in months],
             )
             wanted = chosen.get(name) if chosen is not None else None
@@ -420,7 +455,8 @@ def generator() -> dict[str, str]:
     """What renders the pages, for the catalog: another version re-renders every page."""
     digest = hashlib.sha256()
     files = (f for f in TEMPLATES.iterdir() if f.name.endswith(_TEMPLATE_SUFFIXES))
-    for path in sorted(files, key=lambda f: f.name):
+    bundle = TEMPLATES / "vendor" / "hyparquet.bundle.js"  # the explorer's import
+    for path in [*sorted(files, key=lambda f: f.name), bundle]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return {"name": "ess-export", "site_templates": "sha256:" + digest.hexdigest()}
 
@@ -467,8 +503,10 @@ def put_pages(
 
     (Sending pages from a thread while the next one renders measured no faster: that
     thread waits for the interpreter lock on every response.)"""
+    put_assets(target)  # the scripts the pages load, before any page that loads them
     written = deleted = 0
-    pages = render_site(catalog, manifests, only)
+    previews = read_previews(target, manifests, rendered_tables(manifests, only))
+    pages = render_site(catalog, manifests, only, previews)
     for key, html in pages.items():
         info = target.head(key)
         if info is None or info.sha256 != hashlib.sha256(html).hexdigest():

@@ -8,4 +8,13 @@
       el.textContent = root.replace(/\/$/, "");
     });
   }
+  // The explorer reads the published Parquet over http(s); from file:// its note stays.
+  var explorer = document.getElementById("explorer");
+  if (explorer && /^https?:$/.test(location.protocol)) {
+    explorer.querySelector(".explorer-status").textContent = "…";
+    var script = document.createElement("script");
+    script.type = "module";
+    script.src = explorer.getAttribute("data-src");
+    document.body.appendChild(script);
+  }
 })();

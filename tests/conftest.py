@@ -143,6 +143,18 @@ def demo_config(tmp_path: Path, days: int) -> Config:
     return load(Path("config/demo.toml"), env={"ESS_DEMO_DIR": str(tmp_path / "src")})
 
 
+@pytest.fixture(scope="session")
+def demo_published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo configuration (config/demo.toml, with its data dictionary) published over
+    three days of demo sources at 10-minute rows: site 1 rack has 144 rows a rack a day."""
+    src = tmp_path_factory.mktemp("demo-src")
+    write_sqlite(src, start=dt.date(2022, 9, 1), days=3, interval_s=600)
+    config = load(Path("config/demo.toml"), env={"ESS_DEMO_DIR": str(src)})
+    out = tmp_path_factory.mktemp("demo") / "public"
+    run(config, target=str(out), now=DEMO_LATER)
+    return out
+
+
 def published_manifest(root: Path, site: str) -> SiteManifest:
     """A site's manifest as a local publish under `root` holds it."""
     manifest = read_manifest(LocalTarget(root), site)

@@ -50,7 +50,8 @@ def test_the_read_side_never_reaches_the_export_stack(module: str) -> None:
 def test_config_and_layout_import_nothing_above_them() -> None:
     assert imports("layout") == frozenset()
     assert imports("errors") == frozenset()
-    assert imports("config") <= {"errors", "layout"}
+    assert imports("dictionary") <= {"errors"}
+    assert imports("config") <= {"errors", "layout", "dictionary"}
 
 
 def test_only_the_cli_imports_click() -> None:

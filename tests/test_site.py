@@ -24,6 +24,7 @@ import html5lib
 import msgspec
 import pytest
 
+from exporter.assets import ASSET_TYPE
 from exporter.errors import PublishError
 from exporter.manifest import (
     Column,
@@ -190,16 +191,16 @@ def test_a_build_writes_each_page_once_and_a_rebuild_writes_nothing(
 ) -> None:
     root, puts = built
     page = (HTML_TYPE, "no-cache")  # pages change with every publish: always revalidate
-    assert sorted(puts) == sorted((key, *page) for key in PAGES)
+    assert sorted(puts) == sorted((key, *page) for key in PAGES)  # the scripts were there
     again = RecordingTarget(root)
     assert build_site(again) == (0, 0) and again.puts == []
 
 
 class FailingTarget(RecordingTarget):
-    """Its third put fails, as a store refusing a request would."""
+    """Its third page put fails, as a store refusing a request would."""
 
     def put(self, key: str, data: bytes, content_type: str, **kw: Any) -> None:
-        if len(self.puts) == 2:
+        if content_type == HTML_TYPE and [p[1] for p in self.puts].count(HTML_TYPE) == 2:
             self.puts.append((key, "refused", None))
             raise PublishError(f"{key}: refused")
         super().put(key, data, content_type, **kw)
@@ -210,8 +211,9 @@ def test_a_failed_page_put_stops_the_pages_and_is_raised(tmp_path: Path) -> None
     target = FailingTarget(tmp_path)
     with pytest.raises(PublishError, match="refused"):
         put_pages(target, catalog("1"), {"1": manifest(*days)})
-    # Sent in order: two pages, then the refused one; nothing after it was sent.
-    assert [kind for _, kind, _ in target.puts] == [HTML_TYPE, HTML_TYPE, "refused"]
+    # Sent in order: the scripts, two pages, then the refused one; nothing after it was sent.
+    kinds = [kind for _, kind, _ in target.puts]
+    assert kinds == [ASSET_TYPE, ASSET_TYPE, HTML_TYPE, HTML_TYPE, "refused"]
     assert len(list(tmp_path.rglob("*.html"))) == 2
 
 
@@ -319,6 +321,7 @@ def test_site_and_landing_pages_sum_up_the_manifests(tree: Path) -> None:
             parts = table.partitions
             assert rows[name] == [
                 name,
+                "",  # this publish's configuration names no data dictionary
                 str(len(table.columns)),
                 parts[0].date,
                 parts[-1].date,
@@ -496,8 +499,11 @@ def test_hostile_text_from_the_catalog_and_manifests_is_inert() -> None:
     script = (TEMPLATES / "site.js").read_text()
     for key, page in pages.items():
         root = parse(page)
-        scripts = list(root.iter("script"))
+        scripts = [s for s in root.iter("script") if s.get("type") != "application/json"]
         assert [s.text for s in scripts] == [script], key
+        for data in root.iter("script"):  # the explorer's labels: data, never run
+            if data.get("type") == "application/json":
+                assert json.loads(data.text) == labels()["en"]["explorer_ui"], key
         assert list(root.iter("img")) == [], key
         for element in root.iter():
             assert not [a for a in element.attrib if a.lower().startswith("on")], key
@@ -528,7 +534,13 @@ def test_pages_carry_a_content_security_policy_for_their_own_style_and_script() 
     for directive, element in (("style-src", "style"), ("script-src", "script")):
         body = (find(root, f".//{element}").text or "").encode()
         digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        assert policy[directive] == f"'sha256-{digest}'"
+        expected = f"'sha256-{digest}'"
+        # Scripts: the page's own, and the explorer's module and reader from assets/ (same
+        # origin), which compiles its snappy decoder as WebAssembly.
+        assert policy[directive] == (
+            expected if element == "style" else f"{expected} 'self' 'wasm-unsafe-eval'"
+        )
+    assert policy["connect-src"] == "'self'"
 
 
 @pytest.mark.parametrize(

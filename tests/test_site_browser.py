@@ -48,6 +48,10 @@ def tree(published: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve(tree, tmp_path_factory)
+
+
+def serve(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`ess-export serve` on a free loopback port; yields its base URL."""
     log = (tmp_path_factory.mktemp("serve") / "requests.log").open("w")
     proc = subprocess.Popen(

@@ -72,11 +72,18 @@ def venv(wheel: Path) -> Path:
 
 def test_the_wheel_ships_the_templates_labels_and_configurations(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    templates = {p.name for p in (ROOT / "site_templates").iterdir() if p.suffix != ".py"}
-    templates.discard("__pycache__")
+    templates = {
+        p.name for p in (ROOT / "site_templates").iterdir() if p.is_file() and p.suffix != ".py"
+    }
+    # Of vendor/, the bundle the pages load and its licenses (not what builds it).
+    vendor = ROOT / "site_templates" / "vendor"
+    templates |= {"vendor/hyparquet.bundle.js"}
+    templates |= {f"vendor/LICENSES/{p.name}" for p in (vendor / "LICENSES").iterdir()}
     assert {f"exporter/site_templates/{n}" for n in templates} <= names
+    assert "exporter/site_templates/vendor/package-lock.json" not in names
     assert "exporter/site_templates/labels.toml" in names
-    assert {"exporter/config_files/demo.toml", "exporter/config_files/sites.toml"} <= names
+    configs = {"demo.toml", "sites.toml", "dictionary.toml"}
+    assert {f"exporter/config_files/{n}" for n in configs} <= names
     recipes = {f"exporter/config_files/deploy/{p.name}" for p in (ROOT / "config/deploy").iterdir()}
     assert recipes and recipes <= names
 

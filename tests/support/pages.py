@@ -7,7 +7,8 @@ import re
 
 from exporter.catalog import read_manifest
 from exporter.layout import CATALOG_KEY
-from exporter.site import render_site
+from exporter.preview import read_previews
+from exporter.site import render_site, rendered_tables
 from exporter.storage import Target
 
 # The footer's "updated" time: a page nothing changed keeps the time it was rendered at.
@@ -27,7 +28,8 @@ def stale_pages(target: Target) -> list[str]:
         if manifest is not None:
             manifests[entry["site"]] = manifest
     stale = []
-    pages = render_site(catalog, manifests)
+    everything = rendered_tables(manifests, None)
+    pages = render_site(catalog, manifests, previews=read_previews(target, manifests, everything))
     for key, html in pages.items():
         stored = target.get(key)
         if stored is None or _UPDATED.sub(b"", stored) != _UPDATED.sub(b"", html):
