@@ -147,6 +147,15 @@ class Engine:
             self._local.cursor = cursor
         return cursor
 
+    def discard_cursor(self) -> None:
+        """Close this thread's cursor; its next query opens a new one."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is not None:
+            with self._lock:
+                self._owners.pop(threading.current_thread(), None)
+            self._local.cursor = None
+            cursor.close()
+
     @property
     def cursors(self) -> int:
         return len(self._owners)

@@ -117,6 +117,7 @@ class _S3Range(io.RawIOBase):
 
     def __init__(self, target: S3Target, key: str, size: int) -> None:
         self.target, self.size, self.position = target, size, 0
+        self.published = key
         self.key = f"{target.prefix}/{key}" if target.prefix else key
 
     def readable(self) -> bool:
@@ -137,8 +138,9 @@ class _S3Range(io.RawIOBase):
         if self.position >= self.size or not len(buffer):
             return 0
         last = min(self.position + len(buffer), self.size) - 1
-        reply = self.target.client.get_object(
-            Bucket=self.target.bucket, Key=self.key, Range=f"bytes={self.position}-{last}"
+        # Through the target, so that a store's error is the project's one-line PublishError.
+        reply = self.target._call(
+            self.published, "get_object", Key=self.key, Range=f"bytes={self.position}-{last}"
         )
         data = reply["Body"].read()
         buffer[: len(data)] = data

@@ -700,12 +700,15 @@ class Dataset:
                 relation = deadline.cursor.sql(sql, params=params)
                 assert relation is not None
                 reader = relation.to_arrow_reader(BATCH_ROWS)
-            while True:  # the budget counts DuckDB's time, not the reader's between batches
-                with self._reading(selection, deadline):
-                    batch = next(reader, None)
-                if batch is None:
-                    break
-                yield from selection.conform(pa.Table.from_batches([batch])).to_batches()
+            try:  # the budget counts DuckDB's time, not the reader's between batches
+                while True:
+                    with self._reading(selection, deadline):
+                        batch = next(reader, None)
+                    if batch is None:
+                        break
+                    yield from selection.conform(pa.Table.from_batches([batch])).to_batches()
+            finally:
+                reader.close()  # a stream stopped early leaves no open result on the cursor
 
     @contextlib.contextmanager
     def _reading(self, selection: _Selection, deadline: Deadline) -> Iterator[None]:
@@ -723,6 +726,14 @@ class Dataset:
             ) from None
 
     def _limit_error(self, exc: Exception, deadline: Deadline) -> QueryError | None:
+        found = self._limit_reason(exc, deadline)
+        if found is not None:
+            # A query stopped by a limit can leave a result open on its cursor (the budget
+            # may run out just after DuckDB opened it): the thread's next query gets a new one.
+            self._get_engine().discard_cursor()
+        return found
+
+    def _limit_reason(self, exc: Exception, deadline: Deadline) -> QueryError | None:
         """The one-line error for a query stopped by one of its limits, else None."""
         text = str(exc)
         limits = self.limits
