@@ -38,15 +38,21 @@ def heal(target: Target, site: str, length: timedelta) -> tuple[Journal | None, 
     names files in flux (or cannot be read). Returns the journal left (days still to
     export, files to delete) and what the roll did.
     """
+    journal, in_flux = _journal_state(target, site)
+    if not in_flux:
+        return journal, None
+    with site_lease(target, site, length):
+        return recover_site(target, site)
+
+
+def _journal_state(target: Target, site: str) -> tuple[Journal | None, bool]:
+    """The site's journal, and whether it names files in flux (a journal that cannot be
+    read does too: every file of the site is then checked)."""
     try:
         journal = read_journal(target, site)
     except DamagedJournal:
-        pass
-    else:
-        if journal is None or not journal.changes:
-            return journal, None
-    with site_lease(target, site, length):
-        return recover_site(target, site)
+        return None, True
+    return journal, journal is not None and bool(journal.changes)
 
 
 def recover_site(target: Target, site: str) -> tuple[Journal | None, Recovery | None]:

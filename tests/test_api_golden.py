@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("starlette")
-
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx 0.28 works the same
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
