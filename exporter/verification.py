@@ -61,6 +61,8 @@ class _Named:
 
     files: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     listed: dict[str, str | None] = field(default_factory=dict)
+    damaged: set[str] = field(default_factory=set)
+    """Sites whose manifest cannot be read: what their files should be is unknown."""
 
 
 def _named(target: Target, report: VerifyReport | None = None) -> _Named:
@@ -83,6 +85,7 @@ def _named(target: Target, report: VerifyReport | None = None) -> _Named:
         try:
             published = read_published(target, site)
         except DamagedManifest:
+            named.damaged.add(site)
             if report is not None:
                 report.unreadable.append(
                     f"{manifest_key(site)} (not a valid manifest: run "
@@ -128,9 +131,12 @@ def verify(target: Target, sample: float = 1.0) -> VerifyReport:
     """Re-hash published files against the manifests (a `sample` fraction, chosen stably),
     under the reader rule; also report unreadable, stale and unfinished documents."""
     report = VerifyReport()
-    named = _named(target, report).files
+    found = _named(target, report)
+    named = found.files
     present = set(target.list("data/"))
-    report.extra = sorted(present - set(named))
+    # A damaged manifest's files are not extra: the rebuild its `unreadable` line asks for
+    # decides which of them stay.
+    report.extra = sorted(key for key in present - set(named) if _site_of(key) not in found.damaged)
     for key, versions in sorted(named.items()):
         if key not in present:
             report.missing.append(key)
@@ -145,6 +151,12 @@ def verify(target: Target, sample: float = 1.0) -> VerifyReport:
         elif (len(data), hashlib.sha256(data).hexdigest()) not in versions:
             report.differ.append(key)
     return report
+
+
+def _site_of(key: str) -> str | None:
+    """The site of a data key (`data/<format>/site=<site>/...`), None for any other key."""
+    parts = key.split("/")
+    return parts[2][len("site=") :] if len(parts) > 2 and parts[2].startswith("site=") else None
 
 
 def prune(target: Target, sites: list[str], formats: tuple[str, ...], delete: bool) -> list[str]:
