@@ -491,7 +491,7 @@ _CACHE_HELP = (
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from .engine import is_size
+    from .query.engine import is_size
 
     if value is not None and not is_size(value):
         raise click.BadParameter(f"{value!r} is not a size; give e.g. 4GB, 512MB or 1.5GiB")

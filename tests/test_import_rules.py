@@ -22,9 +22,7 @@ WRITE_SIDE = {"publish", "write", "sources", "pipeline", "commit", "heal", "demo
 READ_SIDE = [
     "catalog",
     "query",
-    "engine",
     "site",
-    "cache",
     "verification",
     "journal",
     "manifest",

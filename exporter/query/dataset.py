@@ -14,9 +14,9 @@ whose [min_timestamp, max_timestamp] meets the range, and only the needed column
 fully inside the range takes its row count from the manifest. SQL is built only from names
 found in the manifest (quoted); values are bound parameters.
 
-A remote root's files are fetched into a verified cache (`exporter.cache`) and read
+A remote root's files are fetched into a verified cache (`exporter.query.cache`) and read
 locally: DuckDB gets no network access and never downloads an extension. Every query runs
-in one DuckDB database per Dataset (`exporter.engine`) whose limits (time, memory, threads,
+in one DuckDB database per Dataset (`exporter.query.engine`) whose limits (time, memory, threads,
 temporary files) and file access (the dataset's files only) are set and locked before any
 SQL of the user's is seen; each thread uses its own cursor, so threads may share a Dataset.
 `sql` parses the user's statement there, refuses all but one SELECT-like statement, and
@@ -42,14 +42,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..catalog import DamagedManifest, catalog_sites, read_manifest
+from ..errors import PublishError, QueryError
+from ..journal import Journal, peek_journal
+from ..layout import CATALOG_KEY, manifest_key
+from ..manifest import CSV_DATETIME_FORMAT, Partition, SiteManifest, TableManifest
+from ..storage import LocalTarget, Target, open_target
 from .cache import ChecksumMismatch, FileCache, default_cache_dir, safe_parts
-from .catalog import DamagedManifest, catalog_sites, read_manifest
 from .engine import Deadline, Engine, Limits, referenced_names
-from .errors import PublishError, QueryError
-from .journal import Journal, peek_journal
-from .layout import CATALOG_KEY, manifest_key
-from .manifest import CSV_DATETIME_FORMAT, Partition, SiteManifest, TableManifest
-from .storage import LocalTarget, Target, open_target
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -419,7 +419,7 @@ class Dataset:
         """Open a directory, ``s3://bucket/prefix`` or ``http(s)://base/`` and read its manifests.
 
         `connect` makes the DuckDB database every query runs in; `cache_dir` overrides the
-        cache of remote files (see `exporter.cache`), where temporary files also go.
+        cache of remote files (see `exporter.query.cache`), where temporary files also go.
         `timeout` (seconds), `memory` (e.g. "4GB"), `threads` and `temp_limit` bound each
         query (see `Limits` for the defaults).
         """
@@ -759,7 +759,7 @@ class Dataset:
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """This thread's cursor of the Dataset's database (see `exporter.engine`)."""
+        """This thread's cursor of the Dataset's database (see `exporter.query.engine`)."""
         return self._get_engine().cursor()
 
     def _deadline(self) -> Deadline:
