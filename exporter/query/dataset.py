@@ -44,9 +44,10 @@ import pyarrow.parquet as pq
 
 from ..catalog import DamagedManifest, catalog_sites, read_manifest
 from ..errors import PublishError, QueryError
+from ..formats.csvtext import text_times, write_csv_frame
 from ..journal import Journal, peek_journal
 from ..layout import CATALOG_KEY, manifest_key
-from ..manifest import CSV_DATETIME_FORMAT, Partition, SiteManifest, TableManifest
+from ..manifest import Partition, SiteManifest, TableManifest
 from ..storage import LocalTarget, Target, open_target
 from .cache import ChecksumMismatch, FileCache, default_cache_dir, safe_parts
 from .engine import Deadline, Engine, Limits, referenced_names
@@ -1095,20 +1096,6 @@ def _non_finite(value: Any) -> Any:
     return value
 
 
-def _text_times(frame: pl.DataFrame) -> pl.DataFrame:
-    """Timestamps as RFC 3339 local strings with a colon offset, as in the published CSV.
-
-    A timestamp without a zone (only SQL can make one) is written without an offset.
-    """
-    return frame.with_columns(
-        pl.col(name).dt.to_string(
-            CSV_DATETIME_FORMAT if dtype.time_zone else CSV_DATETIME_FORMAT.removesuffix("%:z")
-        )
-        for name, dtype in frame.schema.items()
-        if isinstance(dtype, pl.Datetime)
-    )
-
-
 def _frame(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
     try:
         frame = pl.from_arrow(data)
@@ -1121,7 +1108,7 @@ def _frame(data: pa.Table | pa.RecordBatch) -> pl.DataFrame:
 
 
 def _json_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    return [_non_finite(row) for row in _text_times(frame).to_dicts()]
+    return [_non_finite(row) for row in text_times(frame).to_dicts()]
 
 
 def page_json(page: Page) -> str:
@@ -1149,7 +1136,7 @@ def write_csv(reader: pa.RecordBatchReader, out: IO[bytes]) -> int:
 
 def _csv_chunk(frame: pl.DataFrame, out: IO[bytes], header: bool) -> None:
     try:
-        _text_times(frame).write_csv(out, include_header=header, line_terminator="\n")
+        write_csv_frame(frame, out, header)
     except pl.exceptions.PolarsError as exc:
         raise QueryError(
             f"cannot write this result as CSV ({_first_line(exc)}); use --format json or parquet"
@@ -1187,4 +1174,4 @@ def render_table(frame: pl.DataFrame) -> str:
         fmt_str_lengths=80,
         tbl_hide_dataframe_shape=True,
     ):
-        return str(_text_times(frame)) + "\n"
+        return str(text_times(frame)) + "\n"
