@@ -1,4 +1,4 @@
-"""One partition's sorted record batches -> deterministic Parquet and CSV files, with facts.
+"""One partition's sorted record batches -> deterministic files, one per format, with facts.
 
 The source returns rows sorted by timestamp, keys, then every other column, so the same rows
 always give the same bytes. Batches are re-cut into row groups of a fixed size, so the
@@ -168,7 +168,7 @@ class PartitionWriter:
         return count
 
     def close(self) -> EncodedPartition | None:
-        """Finish both files; None when no row was written."""
+        """Finish every file; None when no row was written."""
         if self.pending_rows:
             self._group(pa.concat_tables(self.pending))
             self.pending, self.pending_rows = [], 0

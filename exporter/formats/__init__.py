@@ -40,5 +40,7 @@ def names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
+# One line per format, in the order a run writes them by default (and a manifest lists a
+# day's files in).
 register(PARQUET)
 register(CSV)
