@@ -491,7 +491,7 @@ _CACHE_HELP = (
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from .engine import is_size
+    from .query.engine import is_size
 
     if value is not None and not is_size(value):
         raise click.BadParameter(f"{value!r} is not a size; give e.g. 4GB, 512MB or 1.5GiB")
@@ -576,7 +576,7 @@ def _page_writer(fmt: str, page: Any) -> Callable[[Any], object]:
     if fmt == "table":
         footer = f"page {page.page} of {page.pages}, {page.count} row(s); next: {page.next}\n"
         return lambda out: out.write((query.render_table(page.rows) + footer).encode())
-    writer = query.write_csv if fmt == "csv" else query.write_parquet
+    writer = query.WRITERS[fmt]
     return lambda out: writer(page.to_arrow().to_reader(), out)
 
 
@@ -652,9 +652,9 @@ def query_command(
     _published(uri)
     limits = {"timeout": timeout, "memory": memory, "threads": threads, "temp_limit": temp_limit}
     with query.Dataset.open(uri, cache_dir=cache_dir, **limits) as dataset:
-        if page is None and fmt in ("csv", "parquet"):
+        if page is None and fmt in query.WRITERS:
             reader = dataset.rows(site, table, **question)
-            writer = query.write_csv if fmt == "csv" else query.write_parquet
+            writer = query.WRITERS[fmt]
             _emit(output, lambda out: writer(reader, out), binary=fmt == "parquet")
             return
         result = dataset.query(site, table, page=page, page_size=page_size, **question)
@@ -713,8 +713,8 @@ def sql_command(
     limits = {"timeout": timeout, "memory": memory, "threads": threads, "temp_limit": temp_limit}
     with query.Dataset.open(uri, cache_dir=cache_dir, **limits) as dataset:
         reader = dataset.sql_reader(statement)
-        if fmt in ("csv", "parquet"):
-            writer = query.write_csv if fmt == "csv" else query.write_parquet
+        if fmt in query.WRITERS:
+            writer = query.WRITERS[fmt]
             _emit(output, lambda out: writer(reader, out), binary=fmt == "parquet")
         elif fmt == "json":
             text = query.records_json(reader.read_all())

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .dictionary import load_dictionary
 from .errors import ConfigError
+from .formats import names as format_names
 from .layout import NAME_PATTERN, NAME_RULE, is_name
 
 __all__ = [
@@ -37,7 +38,6 @@ __all__ = [
     "redact",
 ]
 
-FORMATS = ("parquet", "csv")
 LANGUAGES = ("en", "ko")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Where a DSN can carry a password: the URL's userinfo, or a libpq password parameter.
@@ -261,13 +261,10 @@ class _Loader:
             "export",
             ("target", "formats", "settle_minutes", "lookback_days", "lock_minutes", "s3"),
         )
-        formats = tuple(export.get("formats", list(FORMATS)))
-        if (
-            not formats
-            or any(f not in FORMATS for f in formats)
-            or len(set(formats)) < len(formats)
-        ):
-            raise self.fail("export.formats", f"must be a non-empty list of {list(FORMATS)}")
+        known = format_names()  # the registry's, read when the file is loaded
+        formats = tuple(export.get("formats", list(known)))
+        if not formats or any(f not in known for f in formats) or len(set(formats)) < len(formats):
+            raise self.fail("export.formats", f"must be a non-empty list of {list(known)}")
         settle = self.count(export, "settle_minutes", "export", 60)
         lookback = self.count(export, "lookback_days", "export", 3)
         sites_raw = self.table_of(raw.get("sites", {}), "sites", tuple(raw.get("sites", {})))

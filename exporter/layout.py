@@ -54,9 +54,10 @@ def lock_key(site: str) -> str:
     return f"locks/{site}.json"
 
 
-def file_key(fmt: str, site: str, table: str, date: str) -> str:
-    """The published path of one partition's file."""
-    return f"data/{fmt}/site={site}/table={table}/date={date}/{site}_{table}_{date}.{fmt}"
+def file_key(fmt: str, site: str, table: str, date: str, extension: str = "") -> str:
+    """The published path of one partition's file (its extension: the format's name)."""
+    name = f"{site}_{table}_{date}.{extension or fmt}"
+    return f"data/{fmt}/site={site}/table={table}/date={date}/{name}"
 
 
 def page_key(site: str, *path: str) -> str:

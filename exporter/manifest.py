@@ -15,12 +15,11 @@ from typing import Any
 
 import msgspec
 
+from . import formats
 from .config import Config
 from .layout import manifest_key
 
 __all__ = [
-    "CSV_DATETIME_FORMAT",
-    "CSV_DIALECT",
     "FORMAT_VERSION",
     "Column",
     "FileEntry",
@@ -38,16 +37,6 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-# Readers expect the zone's offset with a colon and no padded fraction (RFC 3339).
-CSV_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
-# How the CSV files are written (write.py), as the data package describes it to readers.
-CSV_DIALECT = {
-    "delimiter": ",",
-    "lineTerminator": "\n",
-    "quoteChar": '"',
-    "doubleQuote": True,
-    "header": True,
-}
 _FRICTIONLESS_TYPES = {
     "timestamp": "datetime",
     "integer": "integer",
@@ -251,28 +240,21 @@ def build_datapackage(config: Config, manifests: list[SiteManifest]) -> dict[str
                 for c in table.columns
             ]
             table_schema = {"fields": fields, "missingValues": [""]}
-            for fmt in ("csv", "parquet"):
+            # By format name: the order does not depend on when a format was registered.
+            for fmt in sorted(formats.names()):
                 paths = [p.files[fmt].path for p in table.partitions if fmt in p.files]
                 if not paths:
                     continue
+                kind = formats.get(fmt)
                 resource: dict[str, Any] = {
                     "name": f"{manifest.site}-{table_name}-{fmt}",
                     "title": f"{manifest.name}: {table_name} ({fmt.upper()})",
                     "path": paths,
                     "format": fmt,
-                    "mediatype": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet",
+                    "mediatype": kind.mediatype,
                     "schema": table_schema,
+                    **kind.resource,
                 }
-                if fmt == "csv":
-                    # Every daily file repeats the header, as the Data Package spec expects
-                    # of a multi-file tabular resource.
-                    resource.update(encoding="utf-8", dialect=CSV_DIALECT)
-                else:
-                    # Frictionless reads Parquet through pandas, which turns NULL integers
-                    # into NaN and then fails them as integers: the Parquet files are listed
-                    # (and their schema described) as files, the CSV files are the table
-                    # it validates, so `frictionless validate datapackage.json` passes.
-                    resource["type"] = "file"
                 resources.append(resource)
     ds = config.dataset
     return {

@@ -1,4 +1,4 @@
-"""One partition's sorted record batches -> deterministic Parquet and CSV files, with facts.
+"""One partition's sorted record batches -> deterministic files, one per format, with facts.
 
 The source returns rows sorted by timestamp, keys, then every other column, so the same rows
 always give the same bytes. Batches are re-cut into row groups of a fixed size, so the
@@ -6,19 +6,16 @@ output does not depend on how the driver chunked its stream either. Each format 
 on its own thread while the main thread keeps reading: memory is bounded by a few row
 groups, not by the partition.
 
-Parquet stores UTC-adjusted instants with the site's zone recorded; CSV writes RFC 3339
-local times with a colon offset.
+Each format's encoder comes from the registry (`exporter.formats`): Parquet stores
+UTC-adjusted instants with the site's zone recorded; CSV writes RFC 3339 local times with a
+colon offset.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
-import os
 import queue
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,24 +24,21 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from .formats import Encoder
+from .formats import get as get_format
+from .formats.parquet import ROW_GROUP_SIZE
 from .layout import file_key
-from .manifest import CSV_DATETIME_FORMAT
 
 if TYPE_CHECKING:  # the writer takes a schema; it never reads a database
     from .sources import TableSchema
 
 __all__ = [
-    "CONTENT_TYPES",
     "EncodedFile",
     "EncodedPartition",
     "PartitionWriter",
 ]
 
-# About one day of one device at 1 Hz: a narrow time window reads one row group.
-ROW_GROUP_SIZE = 86_400
-CONTENT_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _QUEUE_DEPTH = 3  # row groups waiting per encoder: bounds memory, keeps both cores busy
 
@@ -60,7 +54,7 @@ class EncodedFile:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.format]
+        return get_format(self.format).content_type
 
 
 @dataclass(frozen=True)
@@ -75,22 +69,23 @@ class EncodedPartition:
 
 
 class _Encoder(threading.Thread):
-    """Runs `encode(group)` for each row group handed to it, on its own thread."""
+    """Hands each row group to one file's encoder, on its own thread."""
 
-    def __init__(self, encode: Callable[[pa.Table], None], finish: Callable[[], None]) -> None:
+    def __init__(self, file: Encoder) -> None:
         super().__init__(daemon=True)
-        self.encode, self.finish = encode, finish
+        self.file = file
         self.inbox: queue.Queue[pa.Table | None] = queue.Queue(_QUEUE_DEPTH)
         self.error: BaseException | None = None
+        self.sha256 = ""
 
     def run(self) -> None:
         ended = False  # the producer's last message (None) was taken
         try:
             while (group := self.inbox.get()) is not None:
                 if self.error is None:
-                    self.encode(group)
+                    self.file.write(group)
             ended = True
-            self.finish()
+            self.sha256 = self.file.finish()
         except BaseException as exc:  # re-raised on the caller's thread by close()
             self.error = exc
             # Drain so the producer never blocks; not after the end, when nothing more comes
@@ -114,8 +109,12 @@ class PartitionWriter:
     ) -> None:
         self.schema, self.timezone, self.date = schema, timezone, date
         self.names = [c.name for c in schema.columns]
-        self.keys = {f: file_key(f, site, schema.table.name, date) for f in formats}
-        self.paths = {f: staging / f".{site}_{schema.table.name}_{date}.{f}" for f in formats}
+        table = schema.table.name
+        kinds = {name: get_format(name) for name in formats}
+        self.keys = {f: file_key(f, site, table, date, k.extension) for f, k in kinds.items()}
+        self.paths = {
+            f: staging / f".{site}_{table}_{date}.{k.extension}" for f, k in kinds.items()
+        }
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.rows = 0
@@ -124,15 +123,8 @@ class PartitionWriter:
         self.first: int | None = None  # microseconds since the epoch
         self.last: int | None = None
         self.stats = _Stats(schema)
-        self.csv_hash = hashlib.sha256()
-        self.encoders: dict[str, _Encoder] = {}
         staging.mkdir(parents=True, exist_ok=True)
-        if "csv" in formats:
-            self.csv_file = open(self.paths["csv"], "wb")  # noqa: SIM115 - closed in finish
-            self.encoders["csv"] = _Encoder(self._csv_group, self._csv_close)
-        if "parquet" in formats:
-            self.parquet: pq.ParquetWriter | None = None
-            self.encoders["parquet"] = _Encoder(self._parquet_group, self._parquet_close)
+        self.encoders = {f: _Encoder(k.encoder(self.paths[f])) for f, k in kinds.items()}
         for encoder in self.encoders.values():
             encoder.start()
 
@@ -176,7 +168,7 @@ class PartitionWriter:
         return count
 
     def close(self) -> EncodedPartition | None:
-        """Finish both files; None when no row was written."""
+        """Finish every file; None when no row was written."""
         if self.pending_rows:
             self._group(pa.concat_tables(self.pending))
             self.pending, self.pending_rows = [], 0
@@ -193,11 +185,7 @@ class PartitionWriter:
             return None
         files = {}
         for fmt, path in self.paths.items():
-            # The CSV was hashed as it was written; the Parquet file is small, read it back.
-            if fmt == "csv":
-                digest = self.csv_hash.hexdigest()
-            else:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = self.encoders[fmt].sha256
             files[fmt] = EncodedFile(fmt, self.keys[fmt], path, path.stat().st_size, digest)
         return EncodedPartition(
             date=self.date,
@@ -217,59 +205,6 @@ class PartitionWriter:
         """Remove the staged files (after a failure, or once published)."""
         for path in self.paths.values():
             path.unlink(missing_ok=True)
-
-    # -- encoder threads ------------------------------------------------------------------
-    def _csv_group(self, group: pa.Table) -> None:
-        frame = pl.from_arrow(group)
-        assert isinstance(frame, pl.DataFrame)
-        frame = frame.with_columns(_timestamp_text(frame.to_series(0)))
-        sink = io.BytesIO()
-        # NULL is an empty field and "" a quoted empty string (COPY ... CSV style).
-        frame.write_csv(
-            sink,
-            include_header=self.csv_file.tell() == 0,
-            datetime_format=CSV_DATETIME_FORMAT,
-            line_terminator="\n",
-        )
-        data = sink.getvalue()
-        self.csv_hash.update(data)
-        self.csv_file.write(data)
-        # Durable before it is renamed into place. Synced group by group on this thread,
-        # while the others work, so the end of the partition waits for one group's worth.
-        self.csv_file.flush()
-        os.fdatasync(self.csv_file.fileno())
-
-    def _csv_close(self) -> None:
-        self.csv_file.flush()
-        os.fsync(self.csv_file.fileno())
-        self.csv_file.close()
-
-    def _parquet_group(self, group: pa.Table) -> None:
-        if self.parquet is None:
-            self.parquet = pq.ParquetWriter(
-                self.paths["parquet"], group.schema, compression="zstd", write_statistics=True
-            )
-        self.parquet.write_table(group, row_group_size=ROW_GROUP_SIZE)
-
-    def _parquet_close(self) -> None:
-        if self.parquet is not None:
-            self.parquet.close()
-            with open(self.paths["parquet"], "rb") as f:
-                os.fsync(f.fileno())
-
-
-def _timestamp_text(ts: pl.Series) -> pl.Series:
-    """The timestamp column as CSV text, each run of equal instants formatted once.
-
-    Formatting a zoned timestamp is the dearest part of writing a CSV row, and a table of
-    many devices repeats each instant once per device (8 racks: 8 times); the text is the
-    same as write_csv's own.
-    """
-    runs = ts.rle()
-    if runs.len() * 2 > ts.len():
-        return ts.dt.to_string(CSV_DATETIME_FORMAT)
-    text = runs.struct.field("value").dt.to_string(CSV_DATETIME_FORMAT)
-    return text.gather(ts.rle_id()).alias(ts.name)
 
 
 class _Stats:

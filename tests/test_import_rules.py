@@ -22,9 +22,8 @@ WRITE_SIDE = {"publish", "write", "sources", "pipeline", "commit", "heal", "demo
 READ_SIDE = [
     "catalog",
     "query",
-    "engine",
+    "formats",
     "site",
-    "cache",
     "verification",
     "journal",
     "manifest",
@@ -118,7 +117,8 @@ def test_config_and_layout_import_nothing_above_them() -> None:
     assert imports("layout") == frozenset()
     assert imports("errors") == frozenset()
     assert imports("dictionary") <= {"errors"}
-    assert imports("config") <= {"errors", "layout", "dictionary"}
+    assert imports("formats") == frozenset()
+    assert imports("config") <= {"errors", "layout", "dictionary", "formats"}
 
 
 def test_only_the_cli_imports_click() -> None:

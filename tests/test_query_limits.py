@@ -17,8 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from exporter.engine import default_memory, default_threads
 from exporter.query import Dataset, QueryError
+from exporter.query.engine import default_memory, default_threads
 from tests.test_query_remote import serve_http, table_rows
 
 ROOT = Path(__file__).resolve().parents[1]

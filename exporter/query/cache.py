@@ -20,10 +20,10 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import PublishError
-from .layout import key_parts
-from .manifest import FileEntry
-from .storage import Target, file_sha256, write_atomically
+from ..errors import PublishError
+from ..layout import key_parts
+from ..manifest import FileEntry
+from ..storage import Target, file_sha256, write_atomically
 
 __all__ = ["CACHE_ENV", "ChecksumMismatch", "FileCache", "default_cache_dir", "safe_parts"]
 
