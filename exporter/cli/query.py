@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import config as config_module
-from . import demo as demo_module
-from .errors import ConfigError, ExportError, PublishError
-from .storage import Target, open_target
-from .verification import verify
+from .. import config as config_module
+from .. import demo as demo_module
+from ..errors import ConfigError, ExportError, PublishError
+from ..storage import Target, open_target
+from ..verification import verify
 
 if TYPE_CHECKING:  # the export stack loads only for the commands that export (run, plan)
-    from .pipeline import Plan, RunReport
-    from .plan import Job
-    from .write import EncodedPartition
+    from ..pipeline import Plan, RunReport
+    from ..plan import Job
+    from ..write import EncodedPartition
 
 __all__ = ["main"]
 
@@ -224,7 +224,7 @@ def run_command(
     Example (from cron):
       ess-export run --config config/sites.toml --target s3://open-data/ess --report run.json
     """
-    from .pipeline import run
+    from ..pipeline import run
 
     config = _load(config_path)
     progress = _Progress()
@@ -305,7 +305,7 @@ def plan_command(config_path: str | None, **selection: Any) -> None:
     Example:
       ess-export plan --config config/demo.toml --site 1 --since 2022-09-01
     """
-    from .pipeline import run
+    from ..pipeline import run
 
     run(_load(config_path), dry_run=True, on_plan=_print_plan, **selection)
 
@@ -369,7 +369,7 @@ def site_command(target: str) -> None:
     Example:
       ess-export site --target ./public
     """
-    from .site import build_site
+    from ..site import build_site
 
     written, deleted = build_site(_published(target))
     gone = f", deleted {deleted} of months or tables no manifest has" if deleted else ""
@@ -401,7 +401,7 @@ def serve_command(target: str, port: int, host: str) -> None:
     Example:
       ess-export serve --target ./public --port 8000
     """
-    from .site import make_server
+    from ..site import make_server
 
     if not (Path(target) / "index.html").is_file():
         click.echo(f"no index.html in {target}: run `ess-export site --target {target}`", err=True)
@@ -466,8 +466,8 @@ def api_command(
       curl 'http://127.0.0.1:8000/api/ess/operating-sites/1/banks/1/racks/1/?page_size=2'
     """
     try:
-        from .api import ApiSettings
-        from .api.server import check_target, serve, settings_with_token
+        from ..api import ApiSettings
+        from ..api.server import check_target, serve, settings_with_token
     except ImportError as exc:
         raise click.ClickException(
             f"ess-export api needs the api extra ({exc.name} is missing): "
@@ -491,7 +491,7 @@ _CACHE_HELP = (
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from .engine import is_size
+    from ..engine import is_size
 
     if value is not None and not is_size(value):
         raise click.BadParameter(f"{value!r} is not a size; give e.g. 4GB, 512MB or 1.5GiB")
@@ -569,7 +569,7 @@ def _to_stdout(write: Callable[[Any], object], binary: bool) -> None:
 
 
 def _page_writer(fmt: str, page: Any) -> Callable[[Any], object]:
-    from . import query
+    from .. import query
 
     if fmt == "json":
         return lambda out: out.write(query.page_json(page).encode())
@@ -647,7 +647,7 @@ def query_command(
       ess-export query s3://bucket/ess --site 1 --table rack \\
           --start 2022-09-01 --end 2022-09-02 --format csv -o rack.csv
     """
-    from . import query
+    from .. import query
 
     _published(uri)
     limits = {"timeout": timeout, "memory": memory, "threads": threads, "temp_limit": temp_limit}
@@ -707,7 +707,7 @@ def sql_command(
       ess-export sql ./public "SELECT site, date, avg(rack_soc) FROM rack GROUP BY ALL ORDER BY ALL"
       ess-export sql ./public "FROM rack_1 WHERE rack_soc > 90" --format csv -o high.csv
     """
-    from . import query
+    from .. import query
 
     _published(uri)
     limits = {"timeout": timeout, "memory": memory, "threads": threads, "temp_limit": temp_limit}
