@@ -7,6 +7,7 @@ command pays at start-up only for what it uses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ import click
 from ..errors import ConfigError, ExportError, PublishError
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..config import Config, S3Options
     from ..storage import Target
 
 _CONFIG_KEY = "ess_export.config"
@@ -104,11 +105,27 @@ def load_config(config_path: str | None) -> Config:
     return config
 
 
-def published(uri: str) -> Target:
+def store_config(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--config` for the commands that read a publish: its [export.s3] reaches the target."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="TOML configuration whose [export.s3] options (endpoint, region, ...) "
+        "are used to reach an s3:// target.",
+    )(command)
+
+
+def store_options(config_path: str | None) -> S3Options | None:
+    """The store options of the configuration at `config_path`, if one is given."""
+    return None if config_path is None else load_config(config_path).s3
+
+
+def published(uri: str, s3: S3Options | None = None) -> Target:
     """The target under `uri`, which must hold a published dataset (its catalog.json)."""
     from ..storage import open_target
 
-    target = open_target(uri)
+    target = open_target(uri, s3)
     if target.head("catalog.json") is None:
         raise PublishError(
             f"no published dataset at {uri} (no catalog.json); give the folder, s3:// or "

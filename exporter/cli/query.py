@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .base import published
+from .base import published, store_config, store_options
 
 _OUTPUT_FORMATS = click.Choice(["json", "csv", "parquet", "table"])
 _CACHE_HELP = (
@@ -140,6 +140,7 @@ def _page_writer(fmt: str, page: Any) -> Callable[[Any], object]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP)
 @_limits
+@store_config
 def query_command(
     uri: str,
     site: str,
@@ -149,6 +150,7 @@ def query_command(
     fmt: str,
     output: str | None,
     cache_dir: str | None,
+    config_path: str | None,
     limits: dict[str, Any],
     **question: Any,
 ) -> None:
@@ -186,7 +188,7 @@ def query_command(
     """
     from .. import query
 
-    target = published(uri)
+    target = published(uri, store_options(config_path))
     with query.Dataset.open(uri, target=target, cache_dir=cache_dir, **limits) as dataset:
         if page is None and fmt in ("csv", "parquet"):
             reader = dataset.rows(site, table, **question)
@@ -204,12 +206,14 @@ def query_command(
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP)
 @_limits
+@store_config
 def sql_command(
     uri: str,
     statement: str,
     fmt: str,
     output: str | None,
     cache_dir: str | None,
+    config_path: str | None,
     limits: dict[str, Any],
 ) -> None:
     """Run one DuckDB SELECT over the published files under URI.
@@ -242,7 +246,7 @@ def sql_command(
     """
     from .. import query
 
-    target = published(uri)
+    target = published(uri, store_options(config_path))
     with query.Dataset.open(uri, target=target, cache_dir=cache_dir, **limits) as dataset:
         reader = dataset.sql_reader(statement)
         if fmt in ("csv", "parquet"):

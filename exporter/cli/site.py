@@ -6,12 +6,13 @@ from pathlib import Path
 
 import click
 
-from .base import published
+from .base import published, store_config, store_options
 
 
 @click.command("site")
 @click.option("--target", required=True, help="Published tree: a directory or s3://BUCKET/PREFIX.")
-def site_command(target: str) -> None:
+@store_config
+def site_command(target: str, config_path: str | None) -> None:
     """Rebuild the index pages from the published manifests alone (no database, no config).
 
     Only pages whose content changed are written; the pages of months and tables that no
@@ -23,7 +24,7 @@ def site_command(target: str) -> None:
     """
     from ..site import build_site
 
-    written, deleted = build_site(published(target))
+    written, deleted = build_site(published(target, store_options(config_path)))
     gone = f", deleted {deleted} of months or tables no manifest has" if deleted else ""
     click.echo(f"wrote {written} page(s) to {target}{gone}")
 

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .base import published
+from .base import published, store_config, store_options
 
 
 @click.command("verify")
@@ -18,7 +18,8 @@ from .base import published
     type=click.FloatRange(0.0, 1.0),
     help="Fraction of the files to re-hash (the same files every time).",
 )
-def verify_command(target: str, sample: float) -> None:
+@store_config
+def verify_command(target: str, sample: float, config_path: str | None) -> None:
     """Re-hash published files against the manifests; report missing, differing, extra.
 
     Exits 1 if anything is missing or differs, or an object is named by no manifest.
@@ -29,7 +30,7 @@ def verify_command(target: str, sample: float) -> None:
     """
     from ..verification import verify
 
-    found = verify(published(target), sample)
+    found = verify(published(target, store_options(config_path)), sample)
     for label, what in found.problems:
         click.echo(f"{label}: {what}")
     problems = len(found.problems)
