@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .catalog import DamagedManifest, read_published, still_published
 from .commit import SiteCommit
@@ -30,7 +31,9 @@ from .site import SiteChanges, generator, put_pages, select_pages
 from .sources import Source, TableSchema, open_source
 from .storage import Target, open_target
 from .verification import prune
-from .write import EncodedPartition, PartitionWriter
+
+if TYPE_CHECKING:  # polars loads only when a day is exported
+    from .write import EncodedPartition
 
 __all__ = ["Plan", "RunReport", "TablePlan", "make_plan", "run", "select_sites"]
 
@@ -113,7 +116,7 @@ class RunReport:
 
 
 # Called with (job, partition or None when the day turned out empty) after each partition.
-Progress = Callable[[Job, EncodedPartition | None], None]
+Progress = Callable[[Job, "EncodedPartition | None"], None]
 
 
 def select_sites(config: Config, sites: Sequence[str], tables: Sequence[str]) -> list[SiteConfig]:
@@ -454,6 +457,8 @@ def _export_partition(
     report: RunReport,
 ) -> EncodedPartition | None:
     """Extract, encode and publish one day; None when the day has no rows."""
+    from .write import PartitionWriter
+
     staging = site.target.staging()
     with _staging_errors(job, staging):
         writer = PartitionWriter(

@@ -29,9 +29,8 @@ from datetime import date, datetime, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, FileSystemBytecodeCache, FunctionLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from .assets import explorer_key, put_assets
@@ -44,6 +43,9 @@ from .manifest import Column, Partition, Published, SiteManifest, TableManifest
 from .memory import gc_paused
 from .preview import Preview, read_previews
 from .storage import Target
+
+if TYPE_CHECKING:  # jinja2 loads only when a page is rendered
+    from jinja2 import Environment, FileSystemBytecodeCache
 
 __all__ = [
     "HTML_TYPE",
@@ -188,6 +190,8 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
     """Compiling the templates costs ~45 ms a run; jinja's own cache (a private folder in
     the temporary directory, checked against each template's source) keeps that off every
     run but a machine's first. Without a usable temporary directory, compile each time."""
+    from jinja2 import FileSystemBytecodeCache
+
     try:
         return FileSystemBytecodeCache()
     except (OSError, RuntimeError):
@@ -196,6 +200,8 @@ def _bytecode_cache() -> FileSystemBytecodeCache | None:
 
 @functools.cache
 def _environment() -> Environment:
+    from jinja2 import Environment, FunctionLoader, StrictUndefined
+
     env = Environment(
         loader=FunctionLoader(_template_source),
         bytecode_cache=_bytecode_cache(),

@@ -11,6 +11,7 @@ time in PostgreSQL (like the old service) and as UTC in SQLite (SQLite's own con
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sqlite3
@@ -22,17 +23,21 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .config import SiteConfig, TableConfig
 from .errors import SourceError
 
+if TYPE_CHECKING:  # the driver loads only for a PostgreSQL source
+    import psycopg
 
+
+@functools.cache
 def _import_connectorx():  # type: ignore[no-untyped-def]
     """connectorx, with its Rust log off unless RUST_LOG asks for it.
 
@@ -51,8 +56,6 @@ def _import_connectorx():  # type: ignore[no-untyped-def]
         del os.environ["RUST_LOG"]
     return connectorx
 
-
-cx = _import_connectorx()
 
 __all__ = [
     "Source",
@@ -382,6 +385,7 @@ class Source(ABC):
         delays the error nor the process's exit. While waiting, `_watch`'s check runs every
         WATCH_S seconds, so a server that goes away fails the day within about that long.
         """
+        _import_connectorx()  # here, not first in a reading thread
         cuts = [start + (end - start) * i / SLICES_PER_DAY for i in range(SLICES_PER_DAY + 1)]
         slices = deque(zip(cuts, cuts[1:], strict=False))
         with self._watch(schema, day) as alive:
@@ -409,7 +413,7 @@ class Source(ABC):
         self, schema: TableSchema, low: datetime, high: datetime
     ) -> pa.Table | Exception:
         try:
-            table = cx.read_sql(
+            table = _import_connectorx().read_sql(
                 self._cx_dsn(), self.select_sql(schema, low, high), return_type="arrow"
             )
         except Exception as exc:  # connectorx raises bare RuntimeError/ValueError
@@ -455,7 +459,12 @@ class Source(ABC):
 class PostgresSource(Source):
     kind = "postgres"
     _session: psycopg.Connection | None = None
-    _driver_errors = (psycopg.Error,)
+
+    @property
+    def _driver_errors(self) -> tuple[type[Exception], ...]:  # type: ignore[override]
+        import psycopg  # only a PostgreSQL source loads the driver
+
+        return (psycopg.Error,)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -470,6 +479,8 @@ class PostgresSource(Source):
 
     @contextlib.contextmanager
     def _connect(self, where: str = "") -> Iterator[psycopg.Connection]:
+        import psycopg
+
         if self._session is not None:
             yield self._session
             return

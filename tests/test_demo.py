@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import re
 import sqlite3
@@ -298,3 +299,45 @@ def test_write_sqlite(tmp_path) -> None:
     assert demo.write_sqlite(tmp_path, days=1, interval_s=60, seed=1) == paths
     assert paths[0].read_bytes() != before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ess1.sqlite", "ess2.sqlite"]
+
+
+def _content_digest(path: Path) -> str:
+    """sha256 over the schema and every row, in insertion order, of one SQLite file."""
+    digest = hashlib.sha256()
+    with sqlite3.connect(path) as conn:
+        for name, sql in conn.execute("SELECT name, sql FROM sqlite_master ORDER BY name"):
+            digest.update(repr((name, sql)).encode())
+            if sql.startswith("CREATE TABLE"):
+                for row in conn.execute(f'SELECT * FROM "{name}" ORDER BY rowid'):
+                    digest.update(repr(row).encode())
+    conn.close()
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("options", "digests"),
+    [
+        pytest.param(
+            {"days": 2, "interval_s": 60},
+            (
+                "cba8eb3491a88a1998d30365dec8d5782726cb95639d1d72bec03928b85ed309",
+                "9bfae15003f85682e45fd1d1af9d425f74a3dc9a6c1fe4c15ab76ed5a121d836",
+            ),
+            id="two-days-a-minute",
+        ),
+        pytest.param(
+            {"days": 1, "interval_s": 600, "seed": 7, "tz": "Europe/Berlin"},
+            (
+                "f3ccc661f6d9eb2fc7c5c10aef1b2c9c12dba6226a4aecef0aa10ab0a2ecca74",
+                "c2320a13cbdf05cd2505040145a9a2c4d7aa3eaa11845fd95925a1b0b8463eb9",
+            ),
+            id="seed-and-zone",
+        ),
+    ],
+)
+def test_the_demo_databases_keep_their_content(
+    tmp_path: Path, options: dict, digests: tuple[str, str]
+) -> None:
+    # Recorded from the data as published; any change to the model shows here first.
+    paths = demo.write_sqlite(tmp_path, **options)
+    assert tuple(_content_digest(path) for path in paths) == digests
