@@ -283,3 +283,33 @@ def test_the_etag_follows_the_manifest_entries_a_reply_reads(root: Path) -> None
         after = {t: client.get(t).headers["etag"] for t in (day1, day2)}
     assert after[day1] == before[day1]
     assert after[day2] != before[day2]
+
+
+def test_format_api_shows_the_json_reply_in_a_page(client: TestClient) -> None:
+    from html.parser import HTMLParser
+
+    class Pre(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside, self.text = False, ""
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            self.inside = self.inside or tag == "pre"
+
+        def handle_endtag(self, tag: str) -> None:
+            self.inside = self.inside and tag != "pre"
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                self.text += data
+
+    for target, status in ((PCS, 200), ("/api/ess/operating-sites/1/pcs/?date=x", 400)):
+        plain = client.get(target + "&format=json")
+        page = client.get(target + "&format=api")
+        assert (page.status_code, plain.status_code) == (status, status)
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        parser = Pre()
+        parser.feed(page.text)
+        head, _, body = parser.text.partition("\n\n")
+        assert head.splitlines()[0] == f"HTTP {status} {'OK' if status == 200 else 'Bad Request'}"
+        assert json.loads(body.replace("format=api", "format=json")) == plain.json()

@@ -4,11 +4,12 @@ Routing follows Django's URL patterns (``<int:>`` is ``[0-9]+``, other parts ``[
 its CommonMiddleware: a path that matches no route but would with a trailing slash gets a
 301 to the slash form, keeping the query; anything else gets Django's HTML 404 page.
 Before a view runs, DRF's order of checks applies: the ``format`` override (only ``json``
-and ``api`` exist), then the bearer token if one is required, then the method.
+and ``api`` exist; ``api`` shows the JSON reply in an HTML page, `browsable`), then the
+bearer token if one is required, then the method.
 
 The blocking Dataset work runs in Starlette's thread pool; a download streams from a
-thread of its own (the Dataset's DuckDB cursor belongs to the thread that made it), through
-a small queue, so a slow client holds back the reading instead of filling memory.
+thread of its own (`download`). List replies are kept per publish (`freshness`), and a
+reply of several days is read from one publish (`settled`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from starlette.routing import Route
 from ..errors import ExportError
 from . import replies
 from .auth import TokenCheck
+from .browsable import as_html
 from .download import Downloads
 from .freshness import CachedReply, Freshness, ReplyCache, freshness, normalized_query
 from .live import LiveDataset, Snapshot
@@ -144,6 +146,15 @@ class Api:
             return replies.not_found_html()
         route, parts = found
         params = QueryParams(request.scope.get("query_string", b"").decode("latin-1"))
+        reply = await self._route(request, route, parts, params)
+        if params.get("format") == "api" and reply.status_code != 304:
+            target = request.url.path + (f"?{params.raw}" if params.raw else "")
+            return as_html(reply, route, request.method, target)
+        return reply
+
+    async def _route(
+        self, request: Request, route: str, parts: dict[str, str], params: QueryParams
+    ) -> Response:
         try:
             if params.get("format") not in (None, "json", "api"):
                 raise replies.format_not_found()

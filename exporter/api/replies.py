@@ -121,6 +121,10 @@ _VIEW_NAMES = {
 }
 
 
+def view_name(route: str) -> str:
+    return _VIEW_NAMES[route]
+
+
 def options_document(route: str) -> dict[str, object]:
     """DRF's SimpleMetadata answer to OPTIONS (the view's name, what it renders and parses)."""
     return {
