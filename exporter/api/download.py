@@ -38,6 +38,10 @@ _ATTEMPTS = 3  # reads of a download that fails before its first byte (a file re
 _CHUNK_ROWS = 8192  # rows of CSV per message: about a megabyte, the queue holds four
 
 
+class _Republished(Exception):
+    """A publish replaced days of the download before its first byte was sent."""
+
+
 class _Stream(StreamingResponse):
     """A streamed reply that can end without its last chunk (the client sees it cut)."""
 
@@ -93,7 +97,8 @@ class Downloads:
                         return
                 except BaseException as exc:
                     if isinstance(exc, replies.ApiError) or attempt == _ATTEMPTS - 1:
-                        put(exc)  # handed to the request's task, which answers it
+                        # Handed to the request's task, which answers it.
+                        put(replies.republishing() if isinstance(exc, _Republished) else exc)
                         return
                 self.live.refresh(force=True)  # a publish replaced a file before a byte was sent
 
@@ -128,6 +133,8 @@ class Downloads:
                     if token is not None and (
                         state(snapshot.dataset, str(site), data_type, days) != token
                     ):
+                        if not sent:
+                            raise _Republished()  # nothing sent yet: read it again
                         put(_CUT)
                         return True
                     put(_END)
@@ -151,7 +158,7 @@ class Downloads:
             self.streaming += 1
         threading.Thread(target=run, name="ess-download", daemon=True).start()
         first = await queue.get()
-        if first is _END or first is _CUT:
+        if first is _END:
             stop.set()
             return replies.no_data().response()
         if isinstance(first, replies.ApiError):
