@@ -6,13 +6,18 @@ throwaway PostgreSQL, publishes it, then starts both services on loopback: the r
 `ess-export api --workers 2`. For each it measures
 
     page   8 concurrent clients for --seconds, each sending the seed's example request
-           (rack 1, 2-hour window, fields=timestamp,rack_soc, page 1 of 1000 rows):
-           requests/s and p50/p99 latency
+           (rack 1, 2-hour window, fields=timestamp,rack_soc, page 1 of 1000 rows) over and
+           over: requests/s and p50/p99 latency. `ess-export api` answers all but the first
+           from its reply cache: this is the cache-hit figure.
+    miss   the same, but every request a window not asked before (the start moved on by a
+           second each time, 3600 of them): each reply is read from the files, the honest
+           figure for questions the cache has not seen.
     day    one download of a full day of site 1 rack (72 MB of CSV): MB/s
 
-Every reply is checked (status 200, the same bytes from both services) so a fast error
-cannot pass for a fast answer. Targets: page ≥ 5× the reference's requests/s with p99 below
-its p50; day ≥ 3× its MB/s.
+Every reply is checked (status 200, the same bytes from both services; in the miss phase
+against the reference's reply to the same URL, fetched for every URL either side asked) so
+a fast error cannot pass for a fast answer. Targets: page ≥ 5× the reference's requests/s
+with p99 below its p50; day ≥ 3× its MB/s.
 
     .venv/bin/python bench/api_bench.py [--seconds 15] [--clients 8] [--out results.json]
 """
@@ -65,22 +70,38 @@ def get(port: int, target: str, conn: http.client.HTTPConnection | None = None) 
             conn.close()
 
 
-def load(port: int, clients: int, seconds: float, expected: bytes) -> dict[str, float]:
-    """`clients` threads sending PAGE for `seconds` (after a 2 s warm-up): rate, latency."""
+def miss_target(i: int) -> str:
+    start = f"2022-09-01T10:{i // 60 % 60:02d}:{i % 60:02d}"
+    return PAGE.replace("start-time=2022-09-01T10:00:00", f"start-time={start}")
+
+
+def load(
+    port: int, clients: int, seconds: float, targets: list[str], seen: dict[str, bytes]
+) -> dict[str, float]:
+    """`clients` threads sending `targets` in turn for `seconds` (after a 2 s warm-up of the
+    same kind): rate and latency. Replies are kept in `seen` (the first one of a URL) or
+    checked against it."""
     latencies: list[float] = []
     lock = threading.Lock()
     start = time.monotonic() + 2.0
     stop = start + seconds
+    counter = iter(range(10**9))
+    errors: list[str] = []
 
     def client() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         mine = []
         while (now := time.monotonic()) < stop:
+            with lock:
+                target = targets[next(counter) % len(targets)]
             t0 = time.perf_counter()
-            body = get(port, PAGE, conn)
+            body = get(port, target, conn)
             elapsed = time.perf_counter() - t0
-            if body != expected:
-                raise RuntimeError("a reply differs from the reference's")
+            with lock:
+                known = seen.setdefault(target, body)
+            if body != known:
+                errors.append(target)
+                break
             if now >= start:
                 mine.append(elapsed)
         conn.close()
@@ -92,6 +113,8 @@ def load(port: int, clients: int, seconds: float, expected: bytes) -> dict[str, 
         t.start()
     for t in threads:
         t.join(timeout=seconds + 120)
+    if errors:
+        raise RuntimeError(f"a reply differs from the reference's: {errors[0]}")
     latencies.sort()
     return {
         "requests": len(latencies),
@@ -99,6 +122,16 @@ def load(port: int, clients: int, seconds: float, expected: bytes) -> dict[str, 
         "p50_ms": round(statistics.median(latencies) * 1000, 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 1),
     }
+
+
+def check_against(port: int, replies: dict[str, bytes]) -> int:
+    """Every reply of the other side's run, asked of this side: they must be equal."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for target, body in replies.items():
+        if get(port, target, conn) != body:
+            raise RuntimeError(f"{target}: the services' replies differ")
+    conn.close()
+    return len(replies)
 
 
 def download(port: int) -> tuple[dict[str, float], bytes]:
@@ -156,13 +189,25 @@ def main() -> int:
             expected = get(ref_port, PAGE)
             if get(our_port, PAGE) != expected:
                 raise RuntimeError("the example page differs between the services")
+            misses = [miss_target(i) for i in range(3600)]
+            seen: dict[str, dict[str, bytes]] = {}
             for name, port in (("reference", ref_port), ("ess-export api", our_port)):
                 print(f"{name}: {args.clients} clients, page 1 of the example ...", flush=True)
-                page = load(port, args.clients, args.seconds, expected)
-                print(f"  {page}", flush=True)
+                page = load(port, args.clients, args.seconds, [PAGE], {PAGE: expected})
+                print(f"  cache hit (one URL): {page}", flush=True)
+                seen[name] = {}
+                miss = load(port, args.clients, args.seconds, misses, seen[name])
+                print(f"  cache miss (a new window each time): {miss}", flush=True)
                 day, body = download(port)
                 print(f"  full-day rack download: {day}", flush=True)
-                results[name] = {"page": page, "day": day, "day_sha256_len": len(body)}
+                results[name] = {"page": page, "miss": miss, "day": day, "day_bytes": len(body)}
+            theirs, mine = seen["reference"], seen["ess-export api"]
+            checked = check_against(ref_port, {t: b for t, b in mine.items() if t not in theirs})
+            both = [t for t in mine if t in theirs]
+            if any(mine[t] != theirs[t] for t in both):
+                raise RuntimeError("a miss-phase reply differs between the services")
+            checked += len(both)
+            print(f"miss phase: {checked} replies compared between the services", flush=True)
         finally:
             ours.terminate()
             ours.wait(timeout=30)
@@ -172,6 +217,10 @@ def main() -> int:
     results["ratio"] = {
         "requests_per_s": round(new["page"]["requests_per_s"] / ref["page"]["requests_per_s"], 1),
         "p99_vs_reference_p50": round(new["page"]["p99_ms"] / ref["page"]["p50_ms"], 3),
+        "miss_requests_per_s": round(
+            new["miss"]["requests_per_s"] / ref["miss"]["requests_per_s"], 1
+        ),
+        "miss_p99_vs_reference_p50": round(new["miss"]["p99_ms"] / ref["miss"]["p50_ms"], 3),
         "download_mb_per_s": round(new["day"]["mb_per_s"] / ref["day"]["mb_per_s"], 1),
     }
     print(json.dumps(results, indent=2))

@@ -235,3 +235,81 @@ def test_the_command_names_a_target_that_is_not_a_publish(tmp_path: Path) -> Non
         f"Error: {tmp_path}/catalog.json not found: {tmp_path} is not a published ess-export "
         "root; give the folder (or s3:// or https:// base) that holds catalog.json"
     ]
+
+
+WINDOW = "start-time=2022-09-01T10:00:00&end-time=2022-09-01T12:00:00"
+
+
+@pytest.mark.parametrize(
+    ("target", "cache_control"),
+    [
+        (f"/api/ess/operating-sites/1/pcs/?{WINDOW}", "public, max-age=31536000, immutable"),
+        (
+            f"/api/ess/download/operating-sites/1/pcs/?{WINDOW}",
+            "public, max-age=31536000, immutable",
+        ),
+        ("/api/ess/operating-sites/1/pcs/?date=2022-09-02", "public, max-age=31536000, immutable"),
+        ("/api/ess/operating-sites/1/pcs/?start-time=2022-09-01T10:00:00", "public, max-age=5"),
+        ("/api/ess/operating-sites/1/pcs/?date=2022-09-03", "public, max-age=5"),
+    ],
+    ids=["window-in-a-complete-day", "download", "date", "open-end", "day-not-published"],
+)
+def test_replies_of_complete_days_are_immutable(
+    client: TestClient, target: str, cache_control: str
+) -> None:
+    reply = client.get(target)
+    assert reply.status_code == 200
+    assert reply.headers["cache-control"] == cache_control
+    etag = reply.headers["etag"]
+    again = client.get(target, headers={"If-None-Match": f'"other", W/{etag}'})
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
+
+
+def test_the_etag_follows_the_manifest_entries_a_reply_reads(root: Path) -> None:
+    day1 = f"/api/ess/operating-sites/1/pcs/?{WINDOW}"
+    day2 = "/api/ess/operating-sites/1/pcs/?date=2022-09-02"
+    live = LiveDataset(str(root), refresh_seconds=0)
+    with TestClient(create_app(ApiSettings(target=str(root)), live=live)) as client:
+        before = {t: client.get(t).headers["etag"] for t in (day1, day2)}
+        manifest = root / "sites" / "1" / "manifest.json"
+        document = json.loads(manifest.read_text())
+        pcs = document["tables"]["pcs"]["partitions"]
+        day = next(p for p in pcs if p["date"] == "2022-09-02")
+        day["files"]["parquet"]["sha256"] = "0" * 64  # as if the day had been republished
+        manifest.write_text(json.dumps(document))
+        catalog = root / "catalog.json"
+        catalog.write_bytes(catalog.read_bytes() + b"\n")  # a publish rewrites the catalog
+        live.refresh(force=True)
+        after = {t: client.get(t).headers["etag"] for t in (day1, day2)}
+    assert after[day1] == before[day1]
+    assert after[day2] != before[day2]
+
+
+def test_format_api_shows_the_json_reply_in_a_page(client: TestClient) -> None:
+    from html.parser import HTMLParser
+
+    class Pre(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inside, self.text = False, ""
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            self.inside = self.inside or tag == "pre"
+
+        def handle_endtag(self, tag: str) -> None:
+            self.inside = self.inside and tag != "pre"
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                self.text += data
+
+    for target, status in ((PCS, 200), ("/api/ess/operating-sites/1/pcs/?date=x", 400)):
+        plain = client.get(target + "&format=json")
+        page = client.get(target + "&format=api")
+        assert (page.status_code, plain.status_code) == (status, status)
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        parser = Pre()
+        parser.feed(page.text)
+        head, _, body = parser.text.partition("\n\n")
+        assert head.splitlines()[0] == f"HTTP {status} {'OK' if status == 200 else 'Bad Request'}"
+        assert json.loads(body.replace("format=api", "format=json")) == plain.json()

@@ -4,42 +4,45 @@ Routing follows Django's URL patterns (``<int:>`` is ``[0-9]+``, other parts ``[
 its CommonMiddleware: a path that matches no route but would with a trailing slash gets a
 301 to the slash form, keeping the query; anything else gets Django's HTML 404 page.
 Before a view runs, DRF's order of checks applies: the ``format`` override (only ``json``
-and ``api`` exist), then the bearer token if one is required, then the method.
+and ``api`` exist; ``api`` shows the JSON reply in an HTML page, `browsable`), then the
+bearer token if one is required, then the method.
 
 The blocking Dataset work runs in Starlette's thread pool; a download streams from a
-thread of its own (the Dataset's DuckDB cursor belongs to the thread that made it), through
-a small queue, so a slow client holds back the reading instead of filling memory.
+thread of its own (`download`). List replies are kept per publish (`freshness`), and a
+reply of several days is read from one publish (`settled`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hashlib
 import logging
+import os
 import re
-import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-import polars as pl
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import ExportError
 from . import replies
 from .auth import TokenCheck
-from .live import LiveDataset
+from .browsable import as_html
+from .download import Downloads
+from .freshness import CachedReply, Freshness, ReplyCache, freshness, normalized_query
+from .live import LiveDataset, Snapshot
 from .logs import AccessLog
 from .openapi import openapi_document
-from .views import ListRequest, list_page, open_download
-from .wire import QueryParams, absolute_url, csv_chunk
+from .settled import settled, state, window_days
+from .views import ListRequest, download_window, list_page, list_window
+from .wire import QueryParams, absolute_url
 
 __all__ = ["ApiSettings", "create_app"]
 
@@ -70,7 +73,8 @@ _ROUTES: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
 ]
-_END = object()
+Window = tuple[datetime | None, datetime | None]
+_ATTEMPTS = 4  # reads of a page whose days a publish keeps replacing, before a 503
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,9 @@ class ApiSettings:
     token_secret: str | None = None
     """HS256 secret: when set, every /api/ess/ request needs a valid bearer token."""
     max_age: int = 5
-    """Cache-Control max-age of data replies: how long a client may reuse one unasked."""
+    """Cache-Control max-age of replies that may change (see `freshness`)."""
+    reply_cache_bytes: int = 64 * 2**20
+    """List replies kept per snapshot, answered again without reading (0: none)."""
 
 
 def _match(path: str) -> tuple[str, dict[str, str]] | None:
@@ -111,6 +117,8 @@ class Api:
         self.settings = settings
         self.live = live
         self.tokens = TokenCheck(settings.token_secret) if settings.token_secret else None
+        self.replies = ReplyCache(settings.reply_cache_bytes)
+        self.downloads = Downloads(live, _server_error)
 
     # --- helpers -----------------------------------------------------------------------
 
@@ -118,19 +126,13 @@ class Api:
         if self.live.due():  # checked here first: most requests need no thread for it
             await run_in_threadpool(self.live.refresh)
 
-    def _etag(self, site: str, request: Request) -> str | None:
-        sha = self.live.snapshot.site_shas.get(site)
-        if sha is None:
-            return None
-        raw = f"{sha} {request.url.path}?{request.url.query}".encode()
-        return f'W/"{hashlib.sha256(raw).hexdigest()[:32]}"'
-
-    def _cache_headers(self, site: str, request: Request) -> dict[str, str]:
-        headers = {"Cache-Control": f"public, max-age={self.settings.max_age}"}
-        etag = self._etag(site, request)
-        if etag:
-            headers["ETag"] = etag
-        return headers
+    def _fresh(
+        self, snapshot: Snapshot, site: int, table: str, window: Window | None, key: str
+    ) -> Freshness | None:
+        if window is None:
+            return None  # refused parameters: the error reply carries no cache headers
+        max_age = self.settings.max_age
+        return freshness(snapshot.dataset, str(site), table, *window, key, max_age)
 
     # --- endpoints ---------------------------------------------------------------------
 
@@ -144,6 +146,15 @@ class Api:
             return replies.not_found_html()
         route, parts = found
         params = QueryParams(request.scope.get("query_string", b"").decode("latin-1"))
+        reply = await self._route(request, route, parts, params)
+        if params.get("format") == "api" and reply.status_code != 304:
+            target = request.url.path + (f"?{params.raw}" if params.raw else "")
+            return as_html(reply, route, request.method, target)
+        return reply
+
+    async def _route(
+        self, request: Request, route: str, parts: dict[str, str], params: QueryParams
+    ) -> Response:
         try:
             if params.get("format") not in (None, "json", "api"):
                 raise replies.format_not_found()
@@ -168,100 +179,97 @@ class Api:
         self, request: Request, route: str, parts: dict[str, str], params: QueryParams
     ) -> Response:
         list_request = _list_request(route, parts)
-        headers = self._cache_headers(str(list_request.site), request)
-        if headers.get("ETag") and request.headers.get("if-none-match") == headers["ETag"]:
-            return Response(status_code=304, headers=headers)
         host = request.headers.get("host", "")
         query = request.scope.get("query_string", b"").decode("latin-1")
         url = absolute_url(request.url.scheme, host, request.url.path, query)
-
-        def answer() -> bytes:
+        # next/previous are absolute: the scheme and host are part of the reply.
+        key = f"{request.url.scheme}://{host}{request.url.path}?{normalized_query(params.items)}"
+        with self.live.lease() as snapshot:
+            window = list_window(list_request, params)
+            fresh = self._fresh(snapshot, list_request.site, list_request.table, window, key)
+            if _not_modified(request, fresh):
+                assert fresh is not None
+                return Response(status_code=304, headers=fresh.headers)
+            cached = self.replies.get(snapshot.catalog_sha256, key)
+            if cached is not None:
+                return _json_page(cached.body, cached.freshness)
+        for _ in range(_ATTEMPTS):
             with self.live.lease() as snapshot:
-                return list_page(snapshot.dataset, list_request, params, url)
-
-        try:
-            body = await run_in_threadpool(answer)
-        except ExportError as exc:
-            return _server_error(exc)
-        return Response(body, 200, {**headers, "Content-Type": replies.JSON})
+                fresh = self._fresh(snapshot, list_request.site, list_request.table, window, key)
+                try:
+                    body = await run_in_threadpool(
+                        _settled_page, snapshot, list_request, params, url, window
+                    )
+                except ExportError as exc:
+                    return _server_error(exc)
+                if body is not None:
+                    if fresh is not None:
+                        self.replies.put(snapshot.catalog_sha256, key, CachedReply(body, fresh))
+                    return _json_page(body, fresh)
+            await run_in_threadpool(self.live.refresh, True)  # the publish may be a new one
+        log.warning("%s: its days were republished while it was read, %d times", url, _ATTEMPTS)
+        return replies.republishing().response()
 
     async def _download(
         self, request: Request, parts: dict[str, str], params: QueryParams
     ) -> Response:
         site, data_type = int(parts["site"]), parts["type"]
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=4)
-        stop = threading.Event()
-
-        def put(item: Any) -> None:
-            # Blocks this thread while the queue is full: the client's pace sets the reading's.
-            while not stop.is_set():
-                future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-                try:
-                    future.result(timeout=1.0)
-                    return
-                except TimeoutError:
-                    future.cancel()
-
-        def produce() -> None:
-            try:
-                with self.live.lease() as snapshot:
-                    reader = open_download(snapshot.dataset, site, data_type, params)
-                    header = True
-                    for batch in reader:
-                        if stop.is_set():
-                            return
-                        if batch.num_rows == 0:
-                            continue
-                        frame = pl.from_arrow(batch)
-                        assert isinstance(frame, pl.DataFrame)
-                        put(csv_chunk(frame, header))
-                        header = False
-                    put(_END)
-            except BaseException as exc:  # handed to the request's task, which answers it
-                put(exc)
-
-        threading.Thread(target=produce, name="ess-download", daemon=True).start()
-        first = await queue.get()
-        if isinstance(first, replies.ApiError):
-            stop.set()
-            return first.response()
-        if first is _END:
-            stop.set()
-            return replies.no_data().response()
-        if isinstance(first, ExportError):
-            stop.set()
-            return _server_error(first)
-        if isinstance(first, BaseException):
-            stop.set()
-            raise first
-
-        async def body() -> AsyncIterator[bytes]:
-            try:
-                item = first
-                while item is not _END:
-                    if isinstance(item, BaseException):
-                        log.error("download of %s stopped: %s", request.url.path, item)
-                        return  # the status is sent: a cut body is all that can tell
-                    yield item
-                    item = await queue.get()
-            finally:
-                stop.set()
-                while not queue.empty():  # let a producer blocked on a full queue see `stop`
-                    queue.get_nowait()
-
+        key = f"{request.url.path}?{normalized_query(params.items)}"
+        with self.live.lease() as snapshot:
+            fresh = self._fresh(snapshot, site, data_type, download_window(params), key)
+        if _not_modified(request, fresh):
+            assert fresh is not None
+            return Response(status_code=304, headers=fresh.headers)
         headers = {
             "Content-Type": "text/csv",
             "Content-Disposition": f"attachment; filename='{data_type}.csv'",
+            **(fresh.headers if fresh else {}),
         }
-        return StreamingResponse(body(), 200, headers)
+        return await self.downloads.reply(request.url.path, site, data_type, params, headers)
 
     async def healthz(self, request: Request) -> Response:
         await run_in_threadpool(self.live.refresh)
-        return replies.json_reply(self.live.health(), 200, {"Cache-Control": "no-store"})
+        health = {
+            **self.live.health(),
+            "reply_cache": self.replies.stats(),
+            "downloads_streaming": self.downloads.streaming,
+            "process": os.getpid(),
+        }
+        return replies.json_reply(health, 200, {"Cache-Control": "no-store"})
 
     async def openapi(self, request: Request) -> Response:
         return replies.json_reply(openapi_document(self.live.snapshot.dataset))
+
+
+def _settled_page(
+    snapshot: Snapshot, request: ListRequest, params: QueryParams, url: str, window: Window | None
+) -> bytes | None:
+    """The page, read from one publish when it spans days (None: a publish replaced some
+    of them meanwhile, or is still replacing them after `settled` waited)."""
+    dataset = snapshot.dataset
+    site = str(request.site)
+    days = window_days(dataset, site, request.table, window) if window else []
+    if len(days) < 2:
+        return list_page(dataset, request, params, url)
+    token = settled(dataset, site, request.table, days)
+    if token is None:
+        return None
+    body = list_page(dataset, request, params, url)
+    return body if state(dataset, site, request.table, days) == token else None
+
+
+def _not_modified(request: Request, fresh: Freshness | None) -> bool:
+    """RFC 9110's If-None-Match: a weak comparison against any of the listed tags."""
+    given = request.headers.get("if-none-match")
+    if given is None or fresh is None or fresh.etag is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in given.split(",")}
+    return "*" in tags or fresh.etag in tags
+
+
+def _json_page(body: bytes, fresh: Freshness | None) -> Response:
+    headers = {**(fresh.headers if fresh else {}), "Content-Type": replies.JSON}
+    return Response(body, 200, headers)
 
 
 def _server_error(exc: ExportError) -> Response:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..query import Dataset
 
-__all__ = ["CATALOG", "LiveDataset", "Snapshot"]
+__all__ = ["CATALOG", "LiveDataset", "Snapshot", "open_dataset"]
 
 CATALOG = "catalog.json"  # the root document every reader starts from (DESIGN.md)
 
@@ -38,6 +38,13 @@ class Snapshot:
     opened_at: float
     leases: int = 0
     retired: bool = False
+
+
+def open_dataset(uri: str, cache_dir: str | None = None) -> Dataset:
+    """The Dataset a server reads: one DuckDB thread per query. A page reads a few row
+    groups, where more threads cost more to start than they save; the server's
+    concurrency comes from answering several requests at once."""
+    return Dataset.open(uri, cache_dir=cache_dir, threads=1)
 
 
 def _catalog_facts(raw: bytes | None) -> tuple[str, datetime | None, dict[str, str]]:
@@ -63,7 +70,7 @@ class LiveDataset:
     ) -> None:
         self.uri = uri
         self.refresh_seconds = refresh_seconds
-        self._open = opener or Dataset.open
+        self._open = opener or open_dataset
         self._clock = clock
         self._lock = threading.Lock()
         self._checking = threading.Lock()

@@ -32,7 +32,7 @@ _LIST_PARAMS = [
     _param("end-time", "query", _TIME),
     _param("page", "query", "Page number from 1, or 'last'."),
     _param("page_size", "query", "Rows per page (default 1000, at most 10000).", type="integer"),
-    _param("format", "query", "Only 'json'.", enum=["json"]),
+    _param("format", "query", "'json', or 'api': the reply in an HTML page.", enum=["json", "api"]),
 ]
 _ERROR = {
     "type": "object",

@@ -91,6 +91,12 @@ def format_not_found() -> ApiError:
     return ApiError(404, {"detail": "Not found."})
 
 
+def republishing() -> ApiError:
+    """Days a reply reads are being republished for longer than a reply waits."""
+    detail = "A publish is replacing the data asked for; ask again in a minute."
+    return ApiError(503, {"detail": detail})
+
+
 def method_not_allowed(method: str) -> Response:
     return json_reply({"detail": f'Method "{method}" not allowed.'}, 405, {"Allow": ALLOW})
 
@@ -113,6 +119,10 @@ _VIEW_NAMES = {
     "etc-list": "Ess Etc List",
     "download": "Ess Operating Data Download",
 }
+
+
+def view_name(route: str) -> str:
+    return _VIEW_NAMES[route]
 
 
 def options_document(route: str) -> dict[str, object]:

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..query import Dataset
 from .app import ApiSettings, create_app
 from .auth import TOKEN_SECRET_ENV
-from .live import LiveDataset
+from .live import LiveDataset, open_dataset
 
 __all__ = ["check_target", "serve", "settings_with_token"]
 
@@ -37,7 +37,7 @@ def settings_with_token(settings: ApiSettings, require_token: bool) -> ApiSettin
 
 def _app(settings: ApiSettings, cache_dir: str | None) -> Starlette:
     _log_access()  # here: each worker process sets up its own logging
-    opener = partial(Dataset.open, cache_dir=cache_dir)
+    opener = partial(open_dataset, cache_dir=cache_dir)
     live = LiveDataset(settings.target, refresh_seconds=settings.refresh_seconds, opener=opener)
     return create_app(settings, live)
 

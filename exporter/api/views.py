@@ -24,7 +24,9 @@ __all__ = [
     "PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "ListRequest",
+    "download_window",
     "list_page",
+    "list_window",
     "open_download",
 ]
 
@@ -88,13 +90,53 @@ def _site_table(dataset: Dataset, site: int, table: str, error: replies.ApiError
     return name
 
 
+def _date_window(params: QueryParams, message: str) -> tuple[datetime | None, datetime | None]:
+    date_text = params.get("date")
+    if date_text is None:
+        return None, None
+    low = _parse(date_text, "%Y-%m-%d", message)
+    return low, low + _DAY_END
+
+
+def _narrowed(
+    params: QueryParams, message: str, low: datetime | None, high: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """`start-time` and `end-time` within the `date` window (both ends inclusive)."""
+    for key in ("start-time", "end-time"):
+        text = params.get(key)
+        if text is not None:
+            moment = _parse(text, TIME_FORMAT, message)
+            if key == "start-time":
+                low = moment if low is None else max(low, moment)
+            else:
+                high = moment if high is None else min(high, moment)
+    return low, high
+
+
+def list_window(
+    request: ListRequest, params: QueryParams
+) -> tuple[datetime | None, datetime | None] | None:
+    """The naive local window a list request reads (None: ends open), or None if its
+    parameters are refused (the view then answers the error)."""
+    try:
+        low, high = _date_window(params, request.date_message)
+        return _narrowed(params, request.date_message, low, high)
+    except replies.ApiError:
+        return None
+
+
+def download_window(params: QueryParams) -> tuple[datetime, datetime] | None:
+    """The download's window, or None if its parameters are refused."""
+    try:
+        low, high = _narrowed(params, replies.TIME_MESSAGE, None, None)
+    except replies.ApiError:
+        return None
+    return (low, high) if low is not None and high is not None else None
+
+
 def list_page(dataset: Dataset, request: ListRequest, params: QueryParams, url: str) -> bytes:
     """One page of a list view as the seed's JSON (raises `ApiError` for its error replies)."""
-    low = high = None
-    date_text = params.get("date")
-    if date_text is not None:
-        low = _parse(date_text, "%Y-%m-%d", request.date_message)
-        high = low + _DAY_END
+    low, high = _date_window(params, request.date_message)
     site = _site_table(dataset, request.site, request.table, replies.bad_url())
     rack = None
     if request.rack is not None:
@@ -102,14 +144,7 @@ def list_page(dataset: Dataset, request: ListRequest, params: QueryParams, url: 
             rack = int(request.rack)  # Django's IntegerField lookup: int() or ValueError
         except ValueError:
             raise replies.bad_value(request.date_message) from None
-    for key in ("start-time", "end-time"):
-        text = params.get(key)
-        if text is not None:
-            moment = _parse(text, TIME_FORMAT, request.date_message)
-            if key == "start-time":
-                low = moment if low is None else max(low, moment)
-            else:
-                high = moment if high is None else min(high, moment)
+    low, high = _narrowed(params, request.date_message, low, high)
     size, wanted = _page_size(params), _page_number(params)
     manifest = dataset.table_manifest(site, request.table)
     types = {c.name: c.type for c in manifest.columns}

@@ -46,6 +46,10 @@ class QueryParams:
         self.raw = query_string
         self._items = parse_qsl(query_string, keep_blank_values=True, separator="&")
 
+    @property
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._items)
+
     def get(self, key: str) -> str | None:
         """The last value of `key` (Django's ``QueryDict.get``), or None."""
         found = None
