@@ -35,7 +35,7 @@ import boto3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import exporter.storage  # noqa: E402
+import exporter.storage.s3  # noqa: E402
 from exporter.config import Config, load  # noqa: E402
 from exporter.demo import write_sqlite  # noqa: E402
 from exporter.pipeline import RunReport, run  # noqa: E402
@@ -55,14 +55,14 @@ class Wire:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
-        make = exporter.storage.make_s3_client
+        make = exporter.storage.s3.make_s3_client
 
         def counted(options: exporter.storage.S3Options) -> Any:
             client = make(options)
             client.meta.events.register("before-send.s3.*", self._record)
             return client
 
-        exporter.storage.make_s3_client = counted  # for the rest of the process
+        exporter.storage.s3.make_s3_client = counted  # for the rest of the process
 
     def _record(self, request: Any, **_: Any) -> None:
         self.sent.append((request.method, request.url))

@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from botocore.awsrequest import AWSResponse
 
-import exporter.storage
+import exporter.storage.s3
 from exporter.assets import assets
 from exporter.config import Config, load
 from exporter.errors import LockHeld, PublishError, SourceError
@@ -118,14 +118,14 @@ class Requests:
     ) -> None:
         self.sent: list[tuple[str, str]] = []
         self.respond = respond
-        original = exporter.storage.make_s3_client
+        original = exporter.storage.s3.make_s3_client
 
         def make(options: S3Options) -> Any:
             client = original(options)
             client.meta.events.register("before-send.s3.*", self._before_send)
             return client
 
-        monkeypatch.setattr(exporter.storage, "make_s3_client", make)
+        monkeypatch.setattr(exporter.storage.s3, "make_s3_client", make)
 
     def _before_send(self, request: Any, **_: Any) -> AWSResponse | None:
         self.sent.append((request.method, request.url))

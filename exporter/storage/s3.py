@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .config import S3Options
-from .errors import ConfigError, PublishError
-from .layout import key_parts
+from ..config import S3Options
+from ..errors import ConfigError, PublishError
+from ..layout import key_parts
 
 __all__ = [
     "HttpTarget",

@@ -29,8 +29,8 @@ import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .config import SiteConfig, TableConfig
-from .errors import SourceError
+from ..config import SiteConfig, TableConfig
+from ..errors import SourceError
 
 
 def _import_connectorx():  # type: ignore[no-untyped-def]
