@@ -19,7 +19,7 @@ import click
 from . import config as config_module
 from . import demo as demo_module
 from .errors import ConfigError, ExportError, PublishError
-from .storage import Target, open_target
+from .storage import Reader, open_reader, open_target
 from .verification import verify
 
 if TYPE_CHECKING:  # the export stack loads only for the commands that export (run, plan)
@@ -78,9 +78,9 @@ def _bare(exc: click.UsageError) -> click.UsageError:
     return exc
 
 
-def _published(uri: str) -> Target:
-    """The target under `uri`, which must hold a published dataset (its catalog.json)."""
-    target = open_target(uri)
+def _published(uri: str, opener: Callable[[str], Reader] = open_reader) -> Reader:
+    """The store under `uri`, which must hold a published dataset (its catalog.json)."""
+    target = opener(uri)
     if target.head("catalog.json") is None:
         raise PublishError(
             f"no published dataset at {uri} (no catalog.json); give the folder, s3:// or "
@@ -371,7 +371,7 @@ def site_command(target: str) -> None:
     """
     from .site import build_site
 
-    written, deleted = build_site(_published(target))
+    written, deleted = build_site(_published(target, open_target))
     gone = f", deleted {deleted} of months or tables no manifest has" if deleted else ""
     click.echo(f"wrote {written} page(s) to {target}{gone}")
 

@@ -49,7 +49,7 @@ from .errors import PublishError, QueryError
 from .journal import Journal, peek_journal
 from .layout import CATALOG_KEY, manifest_key
 from .manifest import CSV_DATETIME_FORMAT, Partition, SiteManifest, TableManifest
-from .storage import LocalTarget, Target, open_target
+from .storage import LocalTarget, Target, open_reader
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -423,7 +423,7 @@ class Dataset:
         `timeout` (seconds), `memory` (e.g. "4GB"), `threads` and `temp_limit` bound each
         query (see `Limits` for the defaults).
         """
-        target = target or open_target(uri)
+        target = target or open_reader(uri)
         cache = None if isinstance(target, LocalTarget) else FileCache(target.uri, cache_dir)
         manifests, journals, damaged = {}, {}, {}
         for site in _catalog_sites(target):
