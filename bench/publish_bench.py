@@ -35,10 +35,10 @@ import boto3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import exporter.storage  # noqa: E402
 from exporter.config import Config, load  # noqa: E402
 from exporter.demo import write_sqlite  # noqa: E402
 from exporter.pipeline import RunReport, run  # noqa: E402
+from exporter.storage import Target, make_s3_client, open_target  # noqa: E402
 
 START, DAYS, SMALL_DAYS, INTERVAL_S = date(2022, 1, 1), 365, 30, 3600
 NEW_DAY = START + timedelta(days=DAYS)  # 2023-01-01
@@ -51,18 +51,16 @@ RESULTS = ROOT / "bench" / "results" / "publish.json"
 
 
 class Wire:
-    """Every request of the S3 clients ess-export makes, seen through before-send."""
+    """Every request of the S3 targets it opens, seen through before-send."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
-        make = exporter.storage.make_s3_client
 
-        def counted(options: exporter.storage.S3Options) -> Any:
-            client = make(options)
-            client.meta.events.register("before-send.s3.*", self._record)
-            return client
-
-        exporter.storage.make_s3_client = counted  # for the rest of the process
+    def target(self, uri: str, config: Config) -> Target:
+        """The target `run` would open for `uri`, with its client's requests recorded."""
+        client = make_s3_client(config.s3)
+        client.meta.events.register("before-send.s3.*", self._record)
+        return open_target(uri, config.s3, client)
 
     def _record(self, request: Any, **_: Any) -> None:
         self.sent.append((request.method, request.url))
@@ -84,8 +82,9 @@ def label(method: str, url: str, prefix: str) -> str:
 
 def timed(wire: Wire, config: Config, prefix: str, **options: Any) -> dict[str, Any]:
     wire.sent.clear()
-    started = time.perf_counter()
-    report: RunReport = run(config, target=f"s3://{BUCKET}/{prefix}", **options)
+    started = time.perf_counter()  # opening the target (its client) is part of a run
+    target = wire.target(f"s3://{BUCKET}/{prefix}", config)
+    report: RunReport = run(config, target=target, **options)
     seconds = time.perf_counter() - started
     kinds = Counter(label(m, u, prefix) for m, u in wire.sent)
     return {

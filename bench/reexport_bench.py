@@ -41,17 +41,20 @@ import json, sys, time
 from collections import Counter
 from datetime import UTC, datetime
 sys.path.insert(0, sys.argv[1])
-import exporter.storage
 from exporter.config import load
 from exporter.pipeline import run
+try:  # the one home of the S3 client factory, in either tree
+    import exporter.storage.s3 as home
+except ImportError:  # a baseline from before storage/ was a package
+    import exporter.storage as home
 sent = []
-make = exporter.storage.make_s3_client
+make = home.make_s3_client
 def counted(options):
     client = make(options)
     client.meta.events.register(
         "before-send.s3.*", lambda request, **_: sent.append(request.method))
     return client
-exporter.storage.make_s3_client = counted
+home.make_s3_client = counted
 config = load(sys.argv[2], env={"ESS_DEMO_DIR": sys.argv[3]})
 started = time.perf_counter()
 report = run(config, target=sys.argv[4], rebuild=sys.argv[5] == "rebuild",

@@ -24,6 +24,7 @@ from .formats import names as format_names
 from .layout import NAME_PATTERN, NAME_RULE, is_name
 
 __all__ = [
+    "DSN_SCHEMES",
     "NAME_PATTERN",
     "ColumnDoc",
     "Config",
@@ -44,6 +45,9 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NETLOC = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
 _PASSWORD_PARAM = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
 _DSN_EXPECTED = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME or sqlite:PATH"
+# DSN scheme -> the module of exporter/sources/ that reads it: the one table of engines
+# (`sources.open_source` opens a site with it, `checked_dsn` validates with it).
+DSN_SCHEMES = {"postgresql": "postgres", "postgres": "postgres", "sqlite": "sqlite"}
 
 
 @dataclass(frozen=True)
@@ -395,12 +399,13 @@ class _Loader:
             parts = urlsplit(dsn)
         except ValueError as exc:  # e.g. "Invalid IPv6 URL": names no part of the DSN
             raise self.fail(key, f"malformed DSN ({exc}); {_DSN_EXPECTED}") from None
-        if parts.scheme == "sqlite":
+        engine = DSN_SCHEMES.get(parts.scheme)
+        if engine is None:
+            raise self.fail(key, f"unsupported DSN scheme {parts.scheme!r}; {_DSN_EXPECTED}")
+        if engine == "sqlite":
             if not parts.path:
                 raise self.fail(key, f"malformed DSN: no file after 'sqlite:'; {_DSN_EXPECTED}")
             return "sqlite://" + str(Path(parts.path).resolve())
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise self.fail(key, f"unsupported DSN scheme {parts.scheme!r}; {_DSN_EXPECTED}")
         port = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
         if port and not (port.isdigit() and 1 <= int(port) <= 65535):
             raise self.fail(

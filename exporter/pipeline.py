@@ -29,7 +29,7 @@ from .plan import Job, plan_table
 from .publish import commit_catalog
 from .site import SiteChanges, generator, put_pages, select_pages
 from .sources import Source, TableSchema, open_source
-from .storage import Target, open_target
+from .storage import Reader, Target, open_reader, open_target
 from .verification import prune
 
 if TYPE_CHECKING:  # polars loads only when a day is exported
@@ -153,7 +153,7 @@ def _columns(schema: TableSchema) -> tuple[Column, ...]:
 
 def make_plan(
     config: Config,
-    target: Target | str,
+    target: Reader | str,
     *,
     sites: Sequence[str] = (),
     tables: Sequence[str] = (),
@@ -167,10 +167,10 @@ def make_plan(
     """Discover schemas, extents (and fingerprints), then decide purely what each table needs.
 
     `pending`: each site's journal, whose unfinished days join the plan (read here when
-    not given). `target` is a Target or, as for `run`, a directory or ``s3://bucket/prefix``.
+    not given). `target` is a store or its URI (opened with the config's S3 options).
     """
     if isinstance(target, str):
-        target = open_target(target, config.s3)
+        target = open_reader(target, config.s3)
     if since and until and since > until:
         raise ConfigError(f"--since {since} is after --until {until}; swap them")
     now = now or datetime.now(UTC)
@@ -219,7 +219,7 @@ def make_plan(
 def run(
     config: Config,
     *,
-    target: str | None = None,
+    target: Target | str | None = None,
     sites: Sequence[str] = (),
     tables: Sequence[str] = (),
     since: date | None = None,
@@ -234,6 +234,10 @@ def run(
 ) -> RunReport:
     """Export and publish; with dry_run, only plan. Returns what was done.
 
+    `target`: an opened Target (with its own options), or a directory or
+    ``s3://bucket/prefix`` opened with the config's [export.s3] options; None: the config's
+    target. A dry run only reads, so it also takes an ``http(s)://`` base.
+
     Before planning, an interrupted run's journal is rolled forward or back, and the days
     it had not finished join the plan: the same command after any interruption converges.
 
@@ -242,23 +246,44 @@ def run(
     """
     started = time.perf_counter()
     report = RunReport(dry_run=dry_run)
-    out = None
-    try:
-        out = open_target(target or config.target, config.s3)
-        return _run(
+    out: Reader | None = None
+
+    def planned(store: Reader, pending: dict[str, Journal | None]) -> Plan:
+        plan = make_plan(
             config,
-            out,
-            report,
-            started,
+            store,
             sites=sites,
             tables=tables,
             since=since,
             until=until,
             rebuild=rebuild,
             full_check=full_check,
-            prune_unnamed=prune_unnamed,
             now=now,
-            on_plan=on_plan,
+            pending=pending,
+        )
+        report.jobs, report.stage = plan.jobs, "export"
+        if on_plan:
+            on_plan(plan)
+        return plan
+
+    try:
+        if dry_run:
+            out = _opened_reader(target, config)
+            chosen = select_sites(config, sites, tables)
+            planned(out, {site.id: peek_journal(out, site.id) for site in chosen})
+            report.seconds = time.perf_counter() - started
+            return report
+        out = _opened_target(target, config)
+        return _run(
+            config,
+            out,
+            report,
+            started,
+            planned,
+            sites=sites,
+            tables=tables,
+            rebuild=rebuild,
+            prune_unnamed=prune_unnamed,
             progress=progress,
         )
     except ExportError as exc:
@@ -269,50 +294,41 @@ def run(
         raise
 
 
+def _opened_target(target: Target | str | None, config: Config) -> Target:
+    """`target` itself, or the store its URI names (None: the config's target)."""
+    if target is None or isinstance(target, str):
+        return open_target(target or config.target, config.s3)
+    if not isinstance(target, Target):  # a read-only store: nothing can be published there
+        raise target.read_only()
+    return target
+
+
+def _opened_reader(target: Reader | str | None, config: Config) -> Reader:
+    if target is None or isinstance(target, str):
+        return open_reader(target or config.target, config.s3)
+    return target
+
+
 def _run(
     config: Config,
     out: Target,
     report: RunReport,
     started: float,
+    planned: Callable[[Reader, dict[str, Journal | None]], Plan],
     *,
     sites: Sequence[str],
     tables: Sequence[str],
-    since: date | None,
-    until: date | None,
     rebuild: bool,
-    full_check: bool,
     prune_unnamed: bool,
-    now: datetime | None,
-    on_plan: Callable[[Plan], None] | None,
     progress: Progress | None,
 ) -> RunReport:
     length = lease_length(config)
     carried: dict[str, Journal | None] = {}
     for site in select_sites(config, sites, tables):
-        if report.dry_run:
-            carried[site.id] = peek_journal(out, site.id)
-            continue
         carried[site.id], found = heal(out, site.id, length)
         if found is not None:
             report.recovered += [f"{site.id}/{d}" for d in found.rolled_forward + found.dropped]
-    plan = make_plan(
-        config,
-        out,
-        sites=sites,
-        tables=tables,
-        since=since,
-        until=until,
-        rebuild=rebuild,
-        full_check=full_check,
-        now=now,
-        pending=carried,
-    )
-    report.jobs, report.stage = plan.jobs, "export"
-    if on_plan:
-        on_plan(plan)
-    if report.dry_run:
-        report.seconds = time.perf_counter() - started
-        return report
+    plan = planned(out, carried)
 
     by_site: dict[str, list[TablePlan]] = {}
     for table_plan in plan.tables:

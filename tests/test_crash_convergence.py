@@ -38,10 +38,11 @@ from exporter.layout import journal_key, lock_key, manifest_key
 from exporter.lock import Lease, site_lease
 from exporter.pipeline import run
 from exporter.query import Dataset
-from exporter.storage import LocalTarget, ObjectInfo, Target, open_target
+from exporter.storage import LocalTarget, Target, open_target
 from exporter.verification import verify
 from tests.support.pages import stale_pages
 from tests.support.reader import Summary, check_site
+from tests.support.targets import FailingTarget
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO / "config/demo.toml"
@@ -386,55 +387,6 @@ IN_LOOKBACK = dt.datetime(2022, 9, 3, 3, tzinfo=dt.UTC)
 LATER = dt.datetime(2022, 9, 20, tzinfo=dt.UTC)
 
 
-class FailingTarget(LocalTarget):
-    """A local target that counts its calls and fails every call from the `fail_at`-th on
-    (a disk gone bad, a mount lost), as a PublishError like the real target's."""
-
-    def __init__(self, root: Path, fail_at: int | None = None) -> None:
-        super().__init__(root)
-        self.fail_at, self.calls, self._depth = fail_at, [], 0
-
-    @contextlib.contextmanager
-    def _call(self, operation: str, key: str) -> Iterator[None]:
-        if self._depth == 0:  # put_if and head call other methods: one call is counted once
-            self.calls.append(f"{operation} {key}")
-            if self.fail_at is not None and len(self.calls) >= self.fail_at:
-                raise PublishError(f"injected failure at call {len(self.calls)}: {operation}")
-        self._depth += 1
-        try:
-            yield
-        finally:
-            self._depth -= 1
-
-    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
-        with self._call("put", key):
-            super().put(key, data, content_type, cache_control=cache_control)
-
-    def put_file(self, key: str, path: Path, content_type: str, *, cache_control: str = "") -> None:
-        with self._call("put_file", key):
-            super().put_file(key, path, content_type, cache_control=cache_control)
-
-    def put_if(self, key: str, data: bytes, content_type: str, **options: Any) -> str | None:
-        with self._call("put_if", key):
-            return super().put_if(key, data, content_type, **options)
-
-    def get_tagged(self, key: str) -> tuple[bytes, str] | None:
-        with self._call("get", key):
-            return super().get_tagged(key)
-
-    def head(self, key: str) -> ObjectInfo | None:
-        with self._call("head", key):
-            return super().head(key)
-
-    def list(self, prefix: str = "") -> list[str]:
-        with self._call("list", prefix):
-            return super().list(prefix)
-
-    def delete(self, key: str) -> None:
-        with self._call("delete", key):
-            super().delete(key)
-
-
 def small(config: Config) -> Config:
     """Site 1's etc and bank tables only: every call of a re-export is a few dozen."""
     site = config.site("1")
@@ -469,14 +421,13 @@ def test_a_failure_at_every_target_call_of_a_re_export_then_a_plain_run_converge
 
     def re_export(root: Path, fail_at: int | None) -> FailingTarget:
         shutil.copytree(before, root)
+        # Every call from the `fail_at`-th on fails (a disk gone bad, a mount lost).
         failing = FailingTarget(root, fail_at)
-        with monkeypatch.context() as patch:
-            patch.setattr("exporter.pipeline.open_target", lambda uri, s3: failing)
-            if fail_at is None:
-                run(new, target=str(root), now=now, **options)
-            else:
-                with pytest.raises(PublishError, match=f"injected failure at call {fail_at}:"):
-                    run(new, target=str(root), now=now, **options)
+        if fail_at is None:
+            run(new, target=failing, now=now, **options)
+        else:
+            with pytest.raises(PublishError, match=f"injected failure at call {fail_at}:"):
+                run(new, target=failing, now=now, **options)
         return failing
 
     calls = re_export(fast_tmp / "reference", None).calls

@@ -156,3 +156,15 @@ def test_the_rules_see_every_part() -> None:
     assert WRITE_SIDE - known == set()
     assert set(READ_SIDE) - known == set()
     assert {"api"} <= known
+
+
+@pytest.mark.parametrize(
+    ("package", "shared"),
+    [("storage", {"storage.base"}), ("sources", {"sources.base", "sources.schema"})],
+)
+def test_a_backend_imports_only_the_shared_base_of_its_package(package: str, shared: set) -> None:
+    # The scheme dispatch sits in the package's __init__, which imports the backends.
+    backends = [n for n in files() if top(n) == package and n != package and n not in shared]
+    assert backends
+    for backend in backends:
+        assert {n for n in file_imports(backend) if top(n) == package} <= shared, backend

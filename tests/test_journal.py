@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 import exporter.commit
-import exporter.pipeline
 from exporter.catalog import read_manifest
 from exporter.config import load
 from exporter.demo import write_sqlite
@@ -69,18 +68,8 @@ class Recording(LocalTarget):
         super().put_file(key, path, content_type, **kw)
 
 
-@pytest.fixture
-def target_of(monkeypatch: pytest.MonkeyPatch) -> dict[str, Recording]:
-    """Hands `run` the Recording target registered for its URI (a plain one otherwise)."""
-    made: dict[str, Recording] = {}
-    monkeypatch.setattr(
-        exporter.pipeline, "open_target", lambda uri, *a, **k: made.get(uri) or LocalTarget(uri)
-    )
-    return made
-
-
 def test_every_overwrite_is_journaled_first_and_commits_come_in_steps(
-    tmp_path: Path, target_of: dict[str, Recording], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "public"
     run(demo(tmp_path, seed=0), target=str(out), now=DEMO_LATER)
@@ -93,8 +82,8 @@ def test_every_overwrite_is_journaled_first_and_commits_come_in_steps(
         for f in p.files.values()
     }
     monkeypatch.setattr(exporter.commit, "COMMIT_SECONDS", 0.0)  # commit after every day
-    target_of[str(out)] = recording = Recording(out)
-    report = run(demo(tmp_path, seed=1), target=str(out), now=DEMO_LATER, rebuild=True)
+    recording = Recording(out)
+    report = run(demo(tmp_path, seed=1), target=recording, now=DEMO_LATER, rebuild=True)
     assert report.partitions == 24 and report.unchanged == 0
 
     journaled: dict[str, str] = {}  # key -> sha256 of the new entry, as journaled so far
@@ -113,23 +102,20 @@ def test_every_overwrite_is_journaled_first_and_commits_come_in_steps(
     assert verify(LocalTarget(out)).clean
 
 
-def test_a_failed_rebuild_is_finished_by_the_next_plain_run(
-    tmp_path: Path, target_of: dict[str, Recording]
-) -> None:
+def test_a_failed_rebuild_is_finished_by_the_next_plain_run(tmp_path: Path) -> None:
     reference, out = tmp_path / "reference", tmp_path / "public"
     run(demo(tmp_path, seed=0), target=str(out), now=DEMO_LATER)
     changed = demo(tmp_path, seed=1)
     run(changed, target=str(reference), now=DEMO_LATER)  # a clean publish of the new source
-    target_of[str(out)] = Recording(out, fail_at=9)  # the disk fills up at the 9th file
+    full = Recording(out, fail_at=9)  # the disk fills up at the 9th file
     with pytest.raises(PublishError, match="No space left on device"):
-        run(changed, target=str(out), now=DEMO_LATER, rebuild=True)
+        run(changed, target=full, now=DEMO_LATER, rebuild=True)
     journal = parse_journal((out / journal_key("1")).read_bytes())
     assert len(journal.pending) == 8  # 4 tables x 3 days, of which 4 were committed
     assert {p.reason for p in journal.pending} == {"rebuild"}
     assert len(parse_journal((out / journal_key("2")).read_bytes()).pending) == 12
     assert not verify(LocalTarget(out)).clean  # unfinished: the journal is still there
 
-    target_of.clear()
     report = run(changed, target=str(out), now=DEMO_LATER)  # plain: no --rebuild
     # Site 1's 8 unfinished days and the whole of site 2, which the failure stopped before:
     # its journal recorded the rebuild before site 1 began.

@@ -34,6 +34,7 @@ from exporter.storage import LocalTarget
 from exporter.verification import verify
 from tests.conftest import DEMO_LATER, SeedSites, demo_config, published_manifest
 from tests.support.pages import stale_pages
+from tests.support.targets import WRITES, FailingTarget
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -243,38 +244,17 @@ def test_plan_command_prints_without_writing(seed_sites: SeedSites, tmp_path: Pa
     assert not (tmp_path / "p").exists()
 
 
-class FailingTarget(LocalTarget):
-    """Fails on the n-th put, like a disk that fills up mid-run."""
-
-    def __init__(self, root: Path, fail_at: int) -> None:
-        super().__init__(root)
-        self.puts, self.fail_at = 0, fail_at
-
-    def _count(self, key: str) -> None:
-        self.puts += 1
-        if self.puts == self.fail_at:
-            raise PublishError(f"cannot write {key}: No space left on device")
-
-    def put(self, key: str, data: bytes, content_type: str, *, cache_control: str = "") -> None:
-        self._count(key)
-        super().put(key, data, content_type)
-
-    def put_file(self, key: str, path: Path, content_type: str, *, cache_control: str = "") -> None:
-        self._count(key)
-        super().put_file(key, path, content_type)
-
-
 @pytest.mark.parametrize("fail_at", [1, 2, 5, 16])
 def test_an_interrupted_run_leaves_valid_manifests(
-    seed_sites: SeedSites, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail_at: int
+    seed_sites: SeedSites, tmp_path: Path, fail_at: int
 ) -> None:
     config = seed_sites.config()
     run(config, target=str(tmp_path), sites=["1"])
     before = (tmp_path / "sites/1/manifest.json").read_bytes()
-    failing = FailingTarget(tmp_path, fail_at)
-    monkeypatch.setattr("exporter.pipeline.open_target", lambda uri, s3: failing)
+    # The n-th write fails, like a disk that fills up mid-run.
+    failing = FailingTarget(tmp_path, fail_at, counted=WRITES, once=True)
     with pytest.raises(PublishError, match="No space left"):
-        run(config, target=str(tmp_path), sites=["1"], rebuild=True)
+        run(config, target=failing, sites=["1"], rebuild=True)
     after = published_manifest(tmp_path, "1")
     assert after.tables.keys() == json.loads(before)["tables"].keys()
     for table in after.tables.values():

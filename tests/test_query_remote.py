@@ -28,7 +28,7 @@ from moto.server import ThreadedMotoServer
 
 from exporter.errors import PublishError
 from exporter.query import Dataset, Page, QueryError
-from exporter.storage import HttpTarget, S3Target, Target
+from exporter.storage import HttpReader, Reader, S3Target
 from tests.test_query import random_cases, rows_of
 from tests.test_query_cli import ess_export
 
@@ -131,8 +131,8 @@ def http(published: Path) -> Iterator[HttpRoot]:
 
 def open_remote(
     kind: str, s3: S3Root, s3_uri: str, http: HttpRoot, cache: Path
-) -> tuple[Dataset, Target]:
-    target: Target = s3.target(s3_uri) if kind == "s3" else HttpTarget(http.url)
+) -> tuple[Dataset, Reader]:
+    target: Reader = s3.target(s3_uri) if kind == "s3" else HttpReader(http.url)
     return Dataset.open(target.uri, target=target, cache_dir=cache), target
 
 

@@ -19,13 +19,12 @@ import psycopg
 import pytest
 from botocore.awsrequest import AWSResponse
 
-import exporter.storage
 from exporter.assets import assets
 from exporter.config import Config, load
 from exporter.errors import LockHeld, PublishError, SourceError
 from exporter.lock import site_lease
 from exporter.pipeline import RunReport, run
-from exporter.storage import S3Options, open_target
+from exporter.storage import Target, make_s3_client, open_target
 from exporter.verification import verify
 from tests.support.pages import stale_pages
 from tests.support.pgcluster import PgCluster
@@ -109,23 +108,17 @@ def named_files(bucket: str, prefix: str = "pub/") -> dict[str, dict]:
 
 
 class Requests:
-    """Counts (and optionally fails) the requests of every S3 client ess-export makes."""
+    """Counts (and optionally fails) the requests of the S3 targets it opens."""
 
-    def __init__(
-        self,
-        monkeypatch: pytest.MonkeyPatch,
-        respond: Callable[[int, Any], AWSResponse | None] | None = None,
-    ) -> None:
+    def __init__(self, respond: Callable[[int, Any], AWSResponse | None] | None = None) -> None:
         self.sent: list[tuple[str, str]] = []
         self.respond = respond
-        original = exporter.storage.make_s3_client
 
-        def make(options: S3Options) -> Any:
-            client = original(options)
-            client.meta.events.register("before-send.s3.*", self._before_send)
-            return client
-
-        monkeypatch.setattr(exporter.storage, "make_s3_client", make)
+    def target(self, uri: str, config: Config) -> Target:
+        """The target `run` would open for `uri`, its client's requests seen here."""
+        client = make_s3_client(config.s3)
+        client.meta.events.register("before-send.s3.*", self._before_send)
+        return open_target(uri, config.s3, client)
 
     def _before_send(self, request: Any, **_: Any) -> AWSResponse | None:
         self.sent.append((request.method, request.url))
@@ -189,20 +182,19 @@ def test_first_publish_lists_exactly_what_the_manifests_name(site: Site, bucket:
         )
 
 
-def test_no_op_run_uploads_no_data(
-    site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    run(site.config(), target=f"s3://{bucket}/pub", now=DURING)
+def test_no_op_run_uploads_no_data(site: Site, bucket: str) -> None:
+    config = site.config()
+    run(config, target=f"s3://{bucket}/pub", now=DURING)
     before = {k: v["ETag"] for k, v in keys(bucket).items()}
-    requests = Requests(monkeypatch)
-    report = run(site.config(), target=f"s3://{bucket}/pub", now=DURING)
+    requests = Requests()
+    report = run(config, target=requests.target(f"s3://{bucket}/pub", config), now=DURING)
     # The lookback days were extracted again, found identical, and not sent.
     assert report.partitions == 2 and report.unchanged == 2
     assert requests.data_puts() == [] and report.bytes == 0
     assert {k: v["ETag"] for k, v in keys(bucket).items()} == before
     # Nothing in the lookback window either: a handful of requests, whatever the file count.
-    quiet = Requests(monkeypatch)
-    run(site.config(), target=f"s3://{bucket}/pub", now=AFTER)
+    quiet = Requests()
+    run(config, target=quiet.target(f"s3://{bucket}/pub", config), now=AFTER)
     # The journal (none: no interrupted run to heal), the manifest for the plan, the
     # catalog, then a HEAD to check that the manifest it lists is still the one read (not
     # read again): no lock, no PUT.
@@ -210,13 +202,12 @@ def test_no_op_run_uploads_no_data(
     assert "journal.json" in quiet.sent[0][1]
 
 
-def test_late_rows_in_the_lookback_window_reupload_only_that_day(
-    site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    run(site.config(), target=f"s3://{bucket}/pub", now=DURING)
+def test_late_rows_in_the_lookback_window_reupload_only_that_day(site: Site, bucket: str) -> None:
+    config = site.config()
+    run(config, target=f"s3://{bucket}/pub", now=DURING)
     site.sql("INSERT INTO etc VALUES ('2022-09-04 12:00:00.5+09', 21.5, 40.0)")
-    requests = Requests(monkeypatch)
-    run(site.config(), target=f"s3://{bucket}/pub", now=DURING)
+    requests = Requests()
+    run(config, target=requests.target(f"s3://{bucket}/pub", config), now=DURING)
     assert sorted(u.rsplit("/", 1)[-1] for u in requests.data_puts()) == [
         "1_etc_2022-09-04.csv",
         "1_etc_2022-09-04.parquet",
@@ -243,17 +234,16 @@ def test_late_rows_in_the_lookback_window_reupload_only_that_day(
         ),
     ],
 )
-def test_full_check_finds_changes_outside_the_window(
-    site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch, change: str
-) -> None:
-    target = f"s3://{bucket}/pub"
-    run(site.config(), target=target, now=AFTER)
-    run(site.config(), target=target, now=AFTER, full_check=True)  # first full check: baseline
+def test_full_check_finds_changes_outside_the_window(site: Site, bucket: str, change: str) -> None:
+    target, config = f"s3://{bucket}/pub", site.config()
+    run(config, target=target, now=AFTER)
+    run(config, target=target, now=AFTER, full_check=True)  # first full check: baseline
     site.sql(change)
-    requests = Requests(monkeypatch)
-    assert run(site.config(), target=target, now=AFTER).partitions == 0  # outside the window
+    requests = Requests()
+    seen = requests.target(target, config)
+    assert run(config, target=seen, now=AFTER).partitions == 0  # outside the window
     assert requests.data_puts() == []
-    report = run(site.config(), target=target, now=AFTER, full_check=True)
+    report = run(config, target=requests.target(target, config), now=AFTER, full_check=True)
     assert [j.day for j in report.jobs] == ["2022-09-01"]
     assert {u.rsplit("/", 1)[-1] for u in requests.data_puts()} == {
         "1_etc_2022-09-01.csv",
@@ -262,18 +252,16 @@ def test_full_check_finds_changes_outside_the_window(
     assert run(site.config(), target=target, now=AFTER, full_check=True).jobs == []
 
 
-def test_a_same_size_change_is_republished(
-    site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = f"s3://{bucket}/pub"
+def test_a_same_size_change_is_republished(site: Site, bucket: str) -> None:
+    target, config = f"s3://{bucket}/pub", site.config()
     key = "pub/data/csv/site=1/table=etc/date=2022-09-04/1_etc_2022-09-04.csv"
     at = "WHERE \"TIMESTAMP\" = '2022-09-04 01:00+09'"
     site.sql(f'UPDATE etc SET "SENSOR1_HUMIDITY" = 12.25 {at}')
-    run(site.config(), target=target, now=DURING)
+    run(config, target=target, now=DURING)
     before = get(bucket, key)
     site.sql(f'UPDATE etc SET "SENSOR1_HUMIDITY" = 12.75 {at}')
-    requests = Requests(monkeypatch)
-    run(site.config(), target=target, now=DURING)
+    requests = Requests()
+    run(config, target=requests.target(target, config), now=DURING)
     after = get(bucket, key)
     assert len(after) == len(before) and after != before  # same size, new content
     assert [u.rsplit("/", 1)[-1] for u in requests.data_puts()] == [
@@ -320,10 +308,12 @@ def published_state(bucket: str, prefix: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("scenario", ["first-publish", "re-export"])
 def test_a_crash_at_any_request_leaves_a_consistent_publish(
-    site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch, scenario: str
+    site: Site, bucket: str, scenario: str
 ) -> None:
-    def publish(prefix: str, **options: Any) -> None:
-        run(site.config(**options), target=f"s3://{bucket}/{prefix}", tables=["etc"], now=DURING)
+    def publish(prefix: str, requests: Requests | None = None, **options: Any) -> None:
+        config, uri = site.config(**options), f"s3://{bucket}/{prefix}"
+        target = requests.target(uri, config) if requests else uri
+        run(config, target=target, tables=["etc"], now=DURING)
 
     publish("before")  # the state a re-export starts from
     site.sql("INSERT INTO etc VALUES ('2022-09-04 12:00:00.5+09', 1.0, 2.0)")
@@ -335,25 +325,22 @@ def test_a_crash_at_any_request_leaves_a_consistent_publish(
             copy_prefix(bucket, "before/", prefix + "/")
 
     start("probe")
-    with monkeypatch.context() as patch:
-        probe = Requests(patch)
-        publish("probe", attempts=1)
+    probe = Requests()
+    publish("probe", probe, attempts=1)
     total = len(probe.sent)
     assert total > 10
 
     for k in range(1, total + 1):
         prefix = f"k{k}"
         start(prefix)
-        with monkeypatch.context() as patch:
-            Requests(
-                patch,
-                respond=lambda n, request, k=k: (
-                    # The process dies at request k: it and every later request fail.
-                    error_response(request, 500, "InternalError") if n >= k else None
-                ),
-            )
-            with pytest.raises(PublishError):
-                publish(prefix, attempts=1)
+        dying = Requests(
+            respond=lambda n, request, k=k: (
+                # The process dies at request k: it and every later request fail.
+                error_response(request, 500, "InternalError") if n >= k else None
+            ),
+        )
+        with pytest.raises(PublishError):
+            publish(prefix, dying, attempts=1)
         assert_consistent(bucket, prefix + "/")
         # The same plain command: the failed run's lease is taken over, its owner run ended.
         publish(prefix)
@@ -362,47 +349,42 @@ def test_a_crash_at_any_request_leaves_a_consistent_publish(
         assert stale_pages(open_target(f"s3://{bucket}/{prefix}")) == [], f"crash at {k}"
 
 
-def test_transient_5xx_is_retried(site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_5xx_is_retried(site: Site, bucket: str) -> None:
     requests = Requests(
-        monkeypatch,
         respond=lambda n, request: (
             error_response(request, 503, "SlowDown") if n in (3, 4) else None
         ),
     )
-    run(site.config(), target=f"s3://{bucket}/pub", now=AFTER)
+    config = site.config()
+    run(config, target=requests.target(f"s3://{bucket}/pub", config), now=AFTER)
     assert len(requests.sent) > 4
     assert verify(open_target(f"s3://{bucket}/pub")).clean
 
 
-def test_persistent_5xx_gives_up_and_keeps_the_previous_publish(
-    site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_persistent_5xx_gives_up_and_keeps_the_previous_publish(site: Site, bucket: str) -> None:
     run(site.config(), target=f"s3://{bucket}/pub", now=AFTER)
     before = {k: v["ETag"] for k, v in keys(bucket).items()}
     requests = Requests(
-        monkeypatch,
         respond=lambda n, request: (
             error_response(request, 503, "SlowDown") if request.method == "PUT" else None
         ),
     )
+    config = site.config(attempts=3)
     with pytest.raises(
         PublishError,
         match=r"throttling requests \(SlowDown, HTTP 503\) after 3 attempt\(s\); run again",
     ):
-        run(site.config(attempts=3), target=f"s3://{bucket}/pub", now=AFTER, rebuild=True)
+        run(config, target=requests.target(f"s3://{bucket}/pub", config), now=AFTER, rebuild=True)
     puts = [u for m, u in requests.sent if m == "PUT"]
     assert len(puts) == 3  # the first PUT (the lock), tried three times, then stop
     assert {k: v["ETag"] for k, v in keys(bucket).items()} == before
 
 
-def test_403_fails_at_once_with_a_clear_message(
-    site: Site, bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    requests = Requests(
-        monkeypatch, respond=lambda n, request: error_response(request, 403, "AccessDenied")
-    )
+def test_403_fails_at_once_with_a_clear_message(site: Site, bucket: str) -> None:
+    requests = Requests(respond=lambda n, request: error_response(request, 403, "AccessDenied"))
+    config = site.config()
     with pytest.raises(PublishError, match="AccessDenied \\(403\\); check the credentials"):
-        run(site.config(), target=f"s3://{bucket}/pub", now=AFTER)
+        run(config, target=requests.target(f"s3://{bucket}/pub", config), now=AFTER)
     assert len(requests.sent) == 1
 
 

@@ -52,6 +52,7 @@ from exporter.site import (
 from exporter.storage import LocalTarget
 from tests.conftest import DEMO_LATER, demo_config, published_manifest
 from tests.support.pages import stale_pages
+from tests.support.targets import FailingTarget, RecordingTarget
 
 REPO = Path(__file__).resolve().parents[1]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -150,16 +151,6 @@ def catalog(*sites: str, **kw: Any) -> dict[str, Any]:
     return document
 
 
-class RecordingTarget(LocalTarget):
-    def __init__(self, root: Path) -> None:
-        super().__init__(root)
-        self.puts: list[tuple[str, str, str | None]] = []
-
-    def put(self, key: str, data: bytes, content_type: str, **kw: Any) -> None:
-        self.puts.append((key, content_type, kw.get("cache_control")))
-        super().put(key, data, content_type, **kw)
-
-
 # --- a built copy of the PostgreSQL seed publish ----------------------------------------
 
 
@@ -196,19 +187,10 @@ def test_a_build_writes_each_page_once_and_a_rebuild_writes_nothing(
     assert build_site(again) == (0, 0) and again.puts == []
 
 
-class FailingTarget(RecordingTarget):
-    """Its third page put fails, as a store refusing a request would."""
-
-    def put(self, key: str, data: bytes, content_type: str, **kw: Any) -> None:
-        if content_type == HTML_TYPE and [p[1] for p in self.puts].count(HTML_TYPE) == 2:
-            self.puts.append((key, "refused", None))
-            raise PublishError(f"{key}: refused")
-        super().put(key, data, content_type, **kw)
-
-
 def test_a_failed_page_put_stops_the_pages_and_is_raised(tmp_path: Path) -> None:
     days = [partition(f"2022-{m:02}-01", 10) for m in range(1, 13)]  # 16 pages to send
-    target = FailingTarget(tmp_path)
+    # Its third page put fails, as a store refusing a request would.
+    target = FailingTarget(tmp_path, 3, counted={"put"}, content_type=HTML_TYPE)
     with pytest.raises(PublishError, match="refused"):
         put_pages(target, catalog("1"), {"1": manifest(*days)})
     # Sent in order: the scripts, two pages, then the refused one; nothing after it was sent.

@@ -17,7 +17,7 @@ from ..errors import ConfigError, ExportError, PublishError
 
 if TYPE_CHECKING:
     from ..config import Config, S3Options
-    from ..storage import Target
+    from ..storage import Reader
 
 _CONFIG_KEY = "ess_export.config"
 
@@ -121,11 +121,12 @@ def store_options(config_path: str | None) -> S3Options | None:
     return None if config_path is None else load_config(config_path).s3
 
 
-def published(uri: str, s3: S3Options | None = None) -> Target:
-    """The target under `uri`, which must hold a published dataset (its catalog.json)."""
-    from ..storage import open_target
+def published(uri: str, s3: S3Options | None = None, *, writable: bool = False) -> Reader:
+    """The store under `uri`, which must hold a published dataset (its catalog.json); a
+    `writable` one (a Target) for the commands that write into it."""
+    from ..storage import open_reader, open_target
 
-    target = open_target(uri, s3)
+    target = (open_target if writable else open_reader)(uri, s3)
     if target.head("catalog.json") is None:
         raise PublishError(
             f"no published dataset at {uri} (no catalog.json); give the folder, s3:// or "

@@ -24,7 +24,7 @@ def site_command(target: str, config_path: str | None) -> None:
     """
     from ..site import build_site
 
-    written, deleted = build_site(published(target, store_options(config_path)))
+    written, deleted = build_site(published(target, store_options(config_path), writable=True))
     gone = f", deleted {deleted} of months or tables no manifest has" if deleted else ""
     click.echo(f"wrote {written} page(s) to {target}{gone}")
 

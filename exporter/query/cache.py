@@ -1,7 +1,7 @@
 """A verified local cache of a remote root's published files, for the query helper.
 
 DuckDB cannot read s3:// or https:// here (no httpfs download), so the query helper fetches
-the Parquet files a query needs through the root's `Target` into this cache and reads them
+the Parquet files a query needs through the root's reader into this cache and reads them
 locally. Layout::
 
     <cache dir>/<root slug>-<hash of root URI>/<published path with the sha256 in the name>
@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import PublishError
 from ..layout import key_parts
 from ..manifest import FileEntry
-from ..storage import Target, file_sha256, write_atomically
+from ..storage import Reader, file_sha256, write_atomically
 
 __all__ = ["CACHE_ENV", "ChecksumMismatch", "FileCache", "default_cache_dir", "safe_parts"]
 
@@ -76,7 +76,7 @@ class FileCache:
         name = f"{stem}.{entry.sha256}.{suffix}" if dot else f"{suffix}.{entry.sha256}"
         return self.directory.joinpath(*parts[:-1], name)
 
-    def local(self, target: Target, entry: FileEntry, also: Sequence[FileEntry] = ()) -> Path:
+    def local(self, target: Reader, entry: FileEntry, also: Sequence[FileEntry] = ()) -> Path:
         """The verified local copy of `entry`, fetched from `target` if needed.
 
         `also`: other versions the reader rule accepts under the same key (the publish

@@ -30,7 +30,7 @@ from ..catalog import DamagedManifest, catalog_sites, read_manifest
 from ..errors import PublishError, QueryError
 from ..journal import peek_journal
 from ..layout import CATALOG_KEY
-from ..storage import LocalTarget, Target, open_target
+from ..storage import LocalTarget, Reader, open_reader
 from .cache import FileCache
 from .duck import connect
 from .engine import Deadline, Limits
@@ -62,7 +62,7 @@ class Dataset(Sandbox):
         cls,
         uri: str,
         *,
-        target: Target | None = None,
+        target: Reader | None = None,
         connect: Callable[[], duckdb.DuckDBPyConnection] = connect,
         cache_dir: str | Path | None = None,
         timeout: float | None = None,
@@ -77,7 +77,7 @@ class Dataset(Sandbox):
         `timeout` (seconds), `memory` (e.g. "4GB"), `threads` and `temp_limit` bound each
         query (see `Limits` for the defaults).
         """
-        target = target or open_target(uri)
+        target = target or open_reader(uri)
         cache = None if isinstance(target, LocalTarget) else FileCache(target.uri, cache_dir)
         manifests, journals, damaged = {}, {}, {}
         for site in _catalog_sites(target):
@@ -289,7 +289,7 @@ class Dataset(Sandbox):
                 reader.close()  # a stream stopped early leaves no open result on the cursor
 
 
-def _catalog_sites(target: Target) -> list[str]:
+def _catalog_sites(target: Reader) -> list[str]:
     sites = catalog_sites(target)
     if sites is None:
         raise QueryError(

@@ -16,7 +16,7 @@ from ..errors import PublishError, QueryError
 from ..journal import Journal, peek_journal
 from ..layout import manifest_key
 from ..manifest import Partition, SiteManifest, TableManifest
-from ..storage import LocalTarget, Target
+from ..storage import LocalTarget, Reader
 from .cache import ChecksumMismatch, FileCache, default_cache_dir, safe_parts
 from .duck import DUCKDB_ERRORS, connect, first_line
 from .engine import Deadline, Engine, Limits
@@ -44,7 +44,7 @@ class FileReader:
 
     def __init__(
         self,
-        target: Target,
+        target: Reader,
         manifests: dict[str, SiteManifest],
         *,
         connect: Callable[[], duckdb.DuckDBPyConnection] = connect,

@@ -34,7 +34,8 @@ from typing import Any
 import psycopg
 
 from exporter.cli import main
-from exporter.sources import PostgresSource, Source
+from exporter.sources import Source
+from exporter.sources.postgres import PostgresSource
 
 WAIT_S = 60  # how long the stopper waits for a query to block on the lock
 
