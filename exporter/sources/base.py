@@ -53,7 +53,6 @@ def _import_connectorx():  # type: ignore[no-untyped-def]
     return connectorx
 
 
-
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "FINGERPRINTING",
