@@ -1,5 +1,6 @@
-"""The site's script files: the table pages' explorer and the Parquet reader it imports
-(`site_templates/vendor/hyparquet.bundle.js`, built by `site_templates/vendor/build.sh`).
+"""The site's script files: the table pages' explorer (`site_templates/explorer.js` and the
+`texts.js` it imports) and its Parquet reader (`site_templates/vendor/hyparquet.bundle.js`,
+built by `site_templates/vendor/build.sh`).
 
 They are published under ``assets/`` with their content's hash in the name, so a page always
 loads the script it was rendered with and a host may cache them for ever.
@@ -18,7 +19,7 @@ __all__ = ["ASSET_CACHE", "ASSET_TYPE", "assets", "explorer_key", "put_assets"]
 ASSET_TYPE = "text/javascript; charset=utf-8"
 ASSET_CACHE = "public, max-age=31536000, immutable"
 _TEMPLATES = importlib.resources.files("exporter.site_templates")
-_BUNDLE_IMPORT = '"./hyparquet.bundle.js"'
+_MODULES = ("texts", "explorer")  # the pages' own modules; each imports only those before it
 
 
 def _named(stem: str, data: bytes) -> str:
@@ -29,10 +30,16 @@ def _named(stem: str, data: bytes) -> str:
 def assets() -> dict[str, bytes]:
     """Key -> bytes of every script file the pages load."""
     bundle = (_TEMPLATES / "vendor" / "hyparquet.bundle.js").read_bytes()
-    bundle_key = _named("hyparquet", bundle)
-    source = (_TEMPLATES / "explorer.js").read_text(encoding="utf-8")
-    explorer = source.replace(_BUNDLE_IMPORT, f'"./{bundle_key.rsplit("/", 1)[1]}"').encode()
-    return {bundle_key: bundle, _named("explorer", explorer): explorer}
+    published = {"hyparquet.bundle.js": _named("hyparquet", bundle)}
+    files = {published["hyparquet.bundle.js"]: bundle}
+    for stem in _MODULES:
+        source = (_TEMPLATES / f"{stem}.js").read_text(encoding="utf-8")
+        for name, key in published.items():  # import the hashed name, as published
+            source = source.replace(f'"./{name}"', f'"./{key.rsplit("/", 1)[1]}"')
+        data = source.encode()
+        published[f"{stem}.js"] = _named(stem, data)
+        files[published[f"{stem}.js"]] = data
+    return files
 
 
 def explorer_key() -> str:

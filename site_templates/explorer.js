@@ -3,9 +3,9 @@
 // the site manifest names, and trusts a day only when its sha256 (WebCrypto) equals the
 // manifest's entry or, under the reader rule, the site journal's entry for that day.
 import { compressors, parquetMetadata, parquetReadObjects } from "./hyparquet.bundle.js";
+import { PAGE_SIZE, commands, compare, estimate, formatter, size } from "./texts.js";
 
-const PAGE_SIZE = 100; // the old API's page size
-const MAX_DAYS = 62; // a preview or download reads every chosen day into memory
+const MAX_DAYS = 62; // a preview, or a download built in memory, holds every chosen day
 const box = document.getElementById("explorer");
 const status = box.querySelector(".explorer-status");
 const base = new URL(document.body.getAttribute("data-root") || "", location.href);
@@ -13,6 +13,7 @@ const site = box.dataset.site;
 const tableName = box.dataset.table;
 const t = JSON.parse(box.querySelector("script[type='application/json']").textContent);
 const days = new Map(); // path -> verified rows of a day file (objects)
+const place = { root: base.href.replace(/\/$/, ""), site, table: tableName, noApi: t.no_api };
 
 function say(text, bad) {
   status.textContent = text;
@@ -39,63 +40,6 @@ function hex(buffer) {
   return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-// --- values as the project's CSV writes them ----------------------------------------------
-
-function clock(zone) {
-  const format = new Intl.DateTimeFormat("en-US", {
-    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
-    hour: "2-digit", minute: "2-digit", second: "2-digit",
-  });
-  return (micros) => {
-    const us = BigInt(micros);
-    const ms = Number(us / 1000n) - (us % 1000n < 0n ? 1 : 0);
-    const p = Object.fromEntries(format.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
-    const wall = Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute, +p.second);
-    const offset = Math.round((wall - Math.floor(ms / 1000) * 1000) / 60000);
-    const sign = offset < 0 ? "-" : "+";
-    const hh = String(Math.floor(Math.abs(offset) / 60)).padStart(2, "0");
-    const mm = String(Math.abs(offset) % 60).padStart(2, "0");
-    const frac = Number(((us % 1000000n) + 1000000n) % 1000000n);
-    const fraction = frac === 0 ? "" : frac % 1000 === 0
-      ? "." + String(frac / 1000).padStart(3, "0") : "." + String(frac).padStart(6, "0");
-    return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}:${p.second}${fraction}${sign}${hh}:${mm}`;
-  };
-}
-
-function formatter(column, zone) {
-  if (column.type === "timestamp") {
-    const local = clock(zone);
-    return (v) => (v === null || v === undefined ? "" : local(v));
-  }
-  if (column.type === "float") {
-    return (v) => {
-      if (v === null || v === undefined) return "";
-      if (Number.isNaN(v)) return "NaN";
-      if (v === Infinity) return "inf";
-      if (v === -Infinity) return "-inf";
-      return Number.isInteger(v) && Math.abs(v) < 1e16 ? v.toFixed(1) : String(v);
-    };
-  }
-  if (column.type === "string") {
-    return (v) => {
-      if (v === null || v === undefined) return "";
-      if (v === "") return '""';
-      return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-    };
-  }
-  return (v) => (v === null || v === undefined ? "" : String(v));
-}
-
-// DuckDB's ORDER BY ... ASC NULLS LAST: NULL after everything, NaN after every number.
-function compare(a, b) {
-  if (a === b) return 0;
-  if (a === null || a === undefined) return 1;
-  if (b === null || b === undefined) return -1;
-  if (typeof a === "number" && Number.isNaN(a)) return Number.isNaN(b) ? 0 : 1;
-  if (typeof b === "number" && Number.isNaN(b)) return -1;
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
 // --- reading verified day files ----------------------------------------------------------
 
 function trusted(manifest, journal, day) {
@@ -109,7 +53,7 @@ function trusted(manifest, journal, day) {
   return sums;
 }
 
-async function readDay(state, day) {
+async function readDay(state, day, keep) {
   const path = day.files.parquet.path;
   if (days.has(path)) return days.get(path);
   const response = await fetch(new URL(path, base), { cache: "no-cache" });
@@ -130,30 +74,33 @@ async function readDay(state, day) {
     compressors,
     parsers: { timestampFromMicroseconds: (v) => BigInt(v) },
   });
-  days.set(path, rows);
+  if (keep) days.set(path, rows); // a download reads day after day and keeps none of them
   return rows;
 }
 
-async function select(state, form) {
-  const chosen = selection(state, form);
-  if (chosen.days.length > MAX_DAYS) throw new Error(t.too_many.replace("{days}", MAX_DAYS));
-  const rows = [];
-  for (const day of chosen.days) {
-    for (const row of await readDay(state, day)) {
-      if (chosen.bank !== null && Number(row.bank_id) !== chosen.bank) continue;
-      if (chosen.rack !== null && Number(row.rack_id) !== chosen.rack) continue;
-      rows.push(row);
-    }
-  }
-  const order = [state.columns[0].name, ...state.keys];
+// One day's rows of the selection, in `ess-export query` order. A day file holds the rows of
+// one local date, so the days in date order, each sorted, are the whole selection sorted.
+function dayRows(state, chosen, rows) {
+  const time = state.columns[0].name;
+  const kept = rows.filter((row) => row[time] !== null && row[time] !== undefined
+    && (chosen.bank === null || Number(row.bank_id) === chosen.bank)
+    && (chosen.rack === null || Number(row.rack_id) === chosen.rack));
+  const order = [time, ...state.keys];
   order.push(...chosen.fields.filter((f) => !order.includes(f)));
-  rows.sort((a, b) => {
+  return kept.sort((a, b) => {
     for (const name of order) {
       const c = compare(a[name], b[name]);
       if (c) return c;
     }
     return 0;
   });
+}
+
+async function select(state, form) {
+  const chosen = selection(state, form);
+  if (chosen.days.length > MAX_DAYS) throw new Error(t.too_many.replace("{days}", MAX_DAYS));
+  const rows = [];
+  for (const day of chosen.days) rows.push(...dayRows(state, chosen, await readDay(state, day, true)));
   return { ...chosen, rows };
 }
 
@@ -174,11 +121,6 @@ function selection(state, form) {
 }
 
 // --- what the page shows -------------------------------------------------------------------
-
-function csvLines(state, chosen, rows) {
-  const formats = chosen.fields.map((n) => formatter(state.byName[n], state.manifest.timezone));
-  return rows.map((row) => chosen.fields.map((n, i) => formats[i](row[n])).join(",") + "\n");
-}
 
 function showPage(state, chosen, page) {
   const pages = Math.max(1, Math.ceil(chosen.rows.length / PAGE_SIZE));
@@ -206,44 +148,72 @@ function showPage(state, chosen, page) {
   state.result.replaceChildren(pager, el("div", { class: "scroll" }, table));
 }
 
-function commands(state, chosen) {
-  const root = base.href.replace(/\/$/, "");
-  const start = `${chosen.from}T00:00:00`;
-  const end = `${chosen.to}T23:59:59.999999`;
-  const filters = [];
-  if (chosen.bank !== null) filters.push(["bank", chosen.bank]);
-  if (chosen.rack !== null) filters.push(["rack", chosen.rack]);
-  const urls = chosen.days.map((p) => `${root}/${p.files.parquet.path}`);
-  const where = [`"date" BETWEEN '${chosen.from}' AND '${chosen.to}'`,
-    ...filters.map(([k, v]) => `${k}_id = ${v}`)];
-  const order = [state.columns[0].name, ...state.keys];
-  order.push(...chosen.fields.filter((f) => !order.includes(f)));
-  const api = state.keys.includes("rack_id") && chosen.bank !== null && chosen.rack !== null
-    ? `banks/${chosen.bank}/racks/${chosen.rack}/`
-    : state.keys.includes("bank_id") && chosen.bank !== null && tableName === "bank"
-      ? `banks/${chosen.bank}/` : `${tableName}/`;
+// --- the size note and the download --------------------------------------------------------
+
+const streams = () => typeof window.showSaveFilePicker === "function";
+
+function sizeNote(state, chosen) {
+  const { rows, bytes } = estimate(state.columns, chosen);
+  return t.size_note.replace("{days}", chosen.days.length)
+    .replace("{rows}", rows.toLocaleString("en")).replace("{size}", size(bytes))
+    + " " + (streams() ? t.size_stream : t.size_memory.replace("{days}", MAX_DAYS));
+}
+
+// Where the CSV goes: a file the reader picks, written a day at a time (File System Access
+// API), else a Blob of per-day chunks offered as a download once the last day is in.
+async function sink(state, name) {
+  if (streams()) {
+    try {
+      const handle = await window.showSaveFilePicker({
+        suggestedName: name, types: [{ description: "CSV", accept: { "text/csv": [".csv"] } }],
+      });
+      const out = await handle.createWritable();
+      return { write: (text) => out.write(text), close: () => out.close(), abort: () => out.abort() };
+    } catch (error) {
+      if (error.name === "AbortError") return null; // the reader cancelled the picker
+      // Any other refusal (e.g. inside a cross-origin frame): build the file in memory.
+    }
+  }
+  const parts = [];
   return {
-    query: ["ess-export query", root, `--site ${site}`, `--table ${tableName}`,
-      ...filters.map(([k, v]) => `--${k} ${v}`), `--fields ${chosen.fields.join(",")}`,
-      `--start ${start}`, `--end ${end}`, "--format csv"].join(" "),
-    duckdb: `SELECT ${chosen.fields.map((f) => `"${f}"`).join(", ")}\nFROM read_parquet([\n`
-      + urls.map((u) => `  '${u}'`).join(",\n")
-      + `\n], hive_partitioning = true)\nWHERE ${where.join(" AND ")}\n`
-      + `ORDER BY ${order.map((f) => `"${f}"`).join(", ")};`,
-    curl: urls.map((u) => `curl -fLO ${u}`).join("\n"),
-    api: `${root}/api/ess/operating-sites/${site}/${api}?fields=${chosen.fields.join(",")}`
-      + `&start-time=${start.slice(0, 19)}&end-time=${chosen.to}T23:59:59&page=1`,
+    memory: true,
+    write: async (text) => { parts.push(new Blob([text])); },
+    close: async () => {
+      const blob = new Blob(parts, { type: "text/csv" });
+      if (state.blobUrl) URL.revokeObjectURL(state.blobUrl); // the previous download's file
+      state.blobUrl = URL.createObjectURL(blob);
+      const link = el("a", { href: state.blobUrl, download: name, id: "explorer-csv" },
+        `${name} (${size(blob.size)})`);
+      state.saved.replaceChildren(link);
+      link.click();
+    },
+    abort: async () => {},
   };
 }
 
-async function download(state, chosen) {
-  const chunks = [chosen.fields.join(",") + "\n", ...csvLines(state, chosen, chosen.rows)];
-  const blob = new Blob(chunks, { type: "text/csv" });
+async function download(state, form) {
+  const chosen = selection(state, form); // before any await: the picker needs the click
   const name = `${site}_${tableName}_${chosen.from}_${chosen.to}.csv`;
-  const link = el("a", { href: URL.createObjectURL(blob), download: name, id: "explorer-csv" },
-    `${name} (${blob.size.toLocaleString("en")} B)`);
-  state.saved.replaceChildren(link);
-  link.click();
+  const out = await sink(state, name);
+  if (out === null) return say(t.cancelled);
+  if (out.memory && chosen.days.length > MAX_DAYS) throw new Error(t.too_many.replace("{days}", MAX_DAYS));
+  const formats = chosen.fields.map((n) => formatter(state.byName[n], state.manifest.timezone));
+  let rows = 0;
+  try {
+    await out.write(chosen.fields.join(",") + "\n");
+    for (const [i, day] of chosen.days.entries()) {
+      say(t.writing.replace("{day}", i + 1).replace("{days}", chosen.days.length));
+      const lines = dayRows(state, chosen, await readDay(state, day, false))
+        .map((row) => chosen.fields.map((n, j) => formats[j](row[n])).join(",") + "\n");
+      if (lines.length) await out.write(lines.join(""));
+      rows += lines.length;
+    }
+    await out.close();
+  } catch (error) {
+    await out.abort(); // a refused day leaves no half-written file behind
+    throw error;
+  }
+  say(t.written.replace("{rows}", rows.toLocaleString("en")).replace("{days}", chosen.days.length));
 }
 
 function build(state) {
@@ -268,20 +238,30 @@ function build(state) {
   const copyAs = el("select", { name: "copy", "aria-label": t.copy_as },
     ...["query", "duckdb", "curl", "api"].map((k) => el("option", { value: k }, t[`copy_${k}`])));
   const copy = el("button", { type: "button", name: "copy-button" }, t.copy);
-  form.append(el("p", { class: "actions" }, show, csv, copyAs, copy));
+  const note = el("p", { class: "size-note muted", id: "explorer-size" });
+  form.append(el("p", { class: "actions" }, show, csv, copyAs, copy), note);
   const snippet = el("pre", { id: "explorer-copy", class: "copy" });
   state.result = el("div", { id: "explorer-result" });
   state.saved = el("p", { class: "saved" });
   box.append(form, snippet, state.saved, state.result);
 
+  const refresh = () => {
+    try {
+      const chosen = selection(state, form);
+      snippet.textContent = commands(state, chosen, place)[copyAs.value];
+      note.textContent = sizeNote(state, chosen);
+      if (status.classList.contains("bad")) say(t.ready);
+    } catch (error) {
+      say(error.message, true);
+    }
+  };
   const run = async (what) => {
     try {
       const started = performance.now();
       say(t.reading);
+      if (what === "csv") return await download(state, form);
       const chosen = await select(state, form);
-      snippet.textContent = commands(state, chosen)[copyAs.value];
-      if (what === "csv") await download(state, chosen);
-      else showPage(state, chosen, 1);
+      showPage(state, chosen, 1);
       box.dataset.ms = String(Math.round(performance.now() - started));
       say(t.verified.replace("{days}", chosen.days.length));
     } catch (error) {
@@ -290,13 +270,18 @@ function build(state) {
     }
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); run("page"); });
+  form.addEventListener("input", refresh);
   csv.addEventListener("click", () => run("csv"));
-  copyAs.addEventListener("change", () => {
-    try { snippet.textContent = commands(state, selection(state, form))[copyAs.value]; }
-    catch (error) { say(error.message, true); }
+  copyAs.addEventListener("change", refresh);
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(snippet.textContent);
+      say(t.copied.replace("{what}", t[`copy_${copyAs.value}`]));
+    } catch (error) {
+      say(t.copy_failed, true); // e.g. no clipboard permission: the text is shown to copy by hand
+    }
   });
-  copy.addEventListener("click", () => navigator.clipboard && navigator.clipboard.writeText(snippet.textContent));
-  snippet.textContent = commands(state, selection(state, form))[copyAs.value];
+  refresh();
 }
 
 async function start() {

@@ -24,7 +24,7 @@ import html5lib
 import msgspec
 import pytest
 
-from exporter.assets import ASSET_TYPE
+from exporter.assets import ASSET_TYPE, assets
 from exporter.errors import PublishError
 from exporter.manifest import (
     Column,
@@ -195,7 +195,7 @@ def test_a_failed_page_put_stops_the_pages_and_is_raised(tmp_path: Path) -> None
         put_pages(target, catalog("1"), {"1": manifest(*days)})
     # Sent in order: the scripts, two pages, then the refused one; nothing after it was sent.
     kinds = [kind for _, kind, _ in target.puts]
-    assert kinds == [ASSET_TYPE, ASSET_TYPE, HTML_TYPE, HTML_TYPE, "refused"]
+    assert kinds == [ASSET_TYPE] * len(assets()) + [HTML_TYPE, HTML_TYPE, "refused"]
     assert len(list(tmp_path.rglob("*.html"))) == 2
 
 
