@@ -88,3 +88,20 @@ def test_verify_site_query_and_sql_take_the_config_store_options(
     code, out, err = invoke(*args, "--config", str(config))
     assert (code, err) == (0, ""), err
     assert json.loads(out)["results"][0]["n"] > 0
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_api_takes_the_config_store_options_in_every_worker(
+    s3_root: tuple[str, Path], tmp_path: Path, workers: str
+) -> None:
+    from tests.support.api_server import ApiServer, get
+
+    uri, config = s3_root
+    cache = str(tmp_path / f"cache-{workers}")
+    given = ["--config", str(config), "--cache-dir", cache, "--workers", workers]
+    with ApiServer(uri, *given) as server:
+        # Several requests, so that with two workers both are likely to answer one.
+        for _ in range(6):
+            status, body = get(server.port, "/api/ess/operating-sites/1/pcs/?page_size=2")
+            assert status == 200, body
+            assert len(json.loads(body)["results"]) == 2

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..config import S3Options
 from ..errors import ExportError
 from . import replies
 from .auth import TokenCheck
@@ -88,6 +89,8 @@ class ApiSettings:
     """Cache-Control max-age of replies that may change (see `freshness`)."""
     reply_cache_bytes: int = 64 * 2**20
     """List replies kept per snapshot, answered again without reading (0: none)."""
+    s3: S3Options | None = None
+    """How to reach an s3:// target (a configuration's [export.s3]); None: boto3's defaults."""
 
 
 def _match(path: str) -> tuple[str, dict[str, str]] | None:

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..config import S3Options
 from ..query import Dataset
+from ..storage import open_reader
 
 __all__ = ["CATALOG", "LiveDataset", "Snapshot", "open_dataset"]
 
@@ -40,11 +42,11 @@ class Snapshot:
     retired: bool = False
 
 
-def open_dataset(uri: str, cache_dir: str | None = None) -> Dataset:
+def open_dataset(uri: str, cache_dir: str | None = None, s3: S3Options | None = None) -> Dataset:
     """The Dataset a server reads: one DuckDB thread per query. A page reads a few row
     groups, where more threads cost more to start than they save; the server's
     concurrency comes from answering several requests at once."""
-    return Dataset.open(uri, cache_dir=cache_dir, threads=1)
+    return Dataset.open(uri, target=open_reader(uri, s3), cache_dir=cache_dir, threads=1)
 
 
 def _catalog_facts(raw: bytes | None) -> tuple[str, datetime | None, dict[str, str]]:

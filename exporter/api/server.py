@@ -6,13 +6,13 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from functools import partial
 
 from starlette.applications import Starlette
 
+from ..config import S3Options
 from ..errors import ConfigError
-from ..query import Dataset
 from .app import ApiSettings, create_app
 from .auth import TOKEN_SECRET_ENV
 from .live import LiveDataset, open_dataset
@@ -32,12 +32,12 @@ def settings_with_token(settings: ApiSettings, require_token: bool) -> ApiSettin
             f"--require-token needs the HS256 secret in ${TOKEN_SECRET_ENV}; set it, "
             "or leave out --require-token"
         )
-    return ApiSettings(**{**asdict(settings), "token_secret": secret})
+    return replace(settings, token_secret=secret)
 
 
 def _app(settings: ApiSettings, cache_dir: str | None) -> Starlette:
     _log_access()  # here: each worker process sets up its own logging
-    opener = partial(open_dataset, cache_dir=cache_dir)
+    opener = partial(open_dataset, cache_dir=cache_dir, s3=settings.s3)
     live = LiveDataset(settings.target, refresh_seconds=settings.refresh_seconds, opener=opener)
     return create_app(settings, live)
 
@@ -47,6 +47,7 @@ def app_from_environment() -> Starlette:
     given = json.loads(os.environ[_SETTINGS_ENV])
     cache_dir = given.pop("cache_dir")
     given["cors_origins"] = tuple(given["cors_origins"])
+    given["s3"] = S3Options(**given["s3"]) if given["s3"] else None
     return _app(ApiSettings(**given), cache_dir)
 
 
@@ -62,7 +63,7 @@ def _log_access() -> None:
 
 def check_target(settings: ApiSettings, cache_dir: str | None = None) -> None:
     """Open the target once, so a wrong one fails in one line before anything listens."""
-    Dataset.open(settings.target, cache_dir=cache_dir).close()
+    open_dataset(settings.target, cache_dir=cache_dir, s3=settings.s3).close()
 
 
 def serve(

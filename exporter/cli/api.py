@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .base import store_config, store_options
+
 
 @click.command("api")
 @click.option("--target", required=True, help="Published root: a directory, s3://B/P or https://.")
@@ -31,6 +33,7 @@ import click
     help="Require a bearer JWT signed with HS256 by the secret in $ESS_API_JWT_SECRET.",
 )
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Cache for remote roots.")
+@store_config
 def api_command(
     target: str,
     host: str,
@@ -40,6 +43,7 @@ def api_command(
     cors_origins: tuple[str, ...],
     require_token: bool,
     cache_dir: str | None,
+    config_path: str | None,
 ) -> None:
     """Serve the old HTTP API (/api/ess/...) from a publish; Ctrl-C stops it.
 
@@ -58,7 +62,9 @@ def api_command(
             f"ess-export api needs the api extra ({exc.name} is missing): "
             "pip install 'ess-export[api]'"
         ) from None
-    settings = ApiSettings(target, refresh_seconds=refresh, cors_origins=cors_origins)
+    settings = ApiSettings(
+        target, refresh_seconds=refresh, cors_origins=cors_origins, s3=store_options(config_path)
+    )
     settings = settings_with_token(settings, require_token)
     check_target(settings, cache_dir)
     click.echo(f"serving the API of {target} at http://{host}:{port}/api/ess/ (Ctrl-C to stop)")
