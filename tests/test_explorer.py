@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from exporter.assets import assets
+from exporter.site.assets import assets
 from tests.test_site_browser import browser as browser  # noqa: F401 - the shared fixture
 from tests.test_site_browser import serve
 

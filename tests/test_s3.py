@@ -20,11 +20,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 import exporter.storage
-from exporter.assets import assets
 from exporter.config import Config, load
 from exporter.errors import LockHeld, PublishError, SourceError
 from exporter.lock import site_lease
 from exporter.pipeline import RunReport, run
+from exporter.site.assets import assets
 from exporter.storage import S3Options, open_target
 from exporter.verification import verify
 from tests.support.pages import stale_pages

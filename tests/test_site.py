@@ -24,7 +24,6 @@ import html5lib
 import msgspec
 import pytest
 
-from exporter.assets import ASSET_TYPE
 from exporter.errors import PublishError
 from exporter.manifest import (
     Column,
@@ -49,6 +48,7 @@ from exporter.site import (
     put_pages,
     render_site,
 )
+from exporter.site.assets import ASSET_TYPE
 from exporter.storage import LocalTarget
 from tests.conftest import DEMO_LATER, demo_config, published_manifest
 from tests.support.pages import stale_pages

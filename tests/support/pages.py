@@ -7,8 +7,8 @@ import re
 
 from exporter.catalog import read_manifest
 from exporter.layout import CATALOG_KEY
-from exporter.preview import read_previews
 from exporter.site import render_site, rendered_tables
+from exporter.site.preview import read_previews
 from exporter.storage import Target
 
 # The footer's "updated" time: a page nothing changed keeps the time it was rendered at.

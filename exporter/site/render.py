@@ -34,16 +34,16 @@ from typing import Any
 from jinja2 import Environment, FileSystemBytecodeCache, FunctionLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from ..catalog import DamagedManifest, read_manifest
+from ..dictionary import page_texts
+from ..errors import PublishError
+from ..journal import peek_journal
+from ..layout import CATALOG_KEY, DOCUMENT_CACHE, NAME_PATTERN, is_name, journal_key, page_key
+from ..manifest import Column, Partition, Published, SiteManifest, TableManifest
+from ..memory import gc_paused
+from ..storage import Target
 from .assets import explorer_key, put_assets
-from .catalog import DamagedManifest, read_manifest
-from .dictionary import page_texts
-from .errors import PublishError
-from .journal import peek_journal
-from .layout import CATALOG_KEY, DOCUMENT_CACHE, NAME_PATTERN, is_name, journal_key, page_key
-from .manifest import Column, Partition, Published, SiteManifest, TableManifest
-from .memory import gc_paused
 from .preview import Preview, read_previews
-from .storage import Target
 
 __all__ = [
     "HTML_TYPE",
