@@ -7,6 +7,7 @@ every page parsed here is also checked to be valid HTML5 syntax.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -43,6 +44,7 @@ from exporter.site import (
     fmt_bytes,
     fmt_int,
     fmt_time,
+    gone_pages,
     href,
     labels,
     put_pages,
@@ -747,9 +749,16 @@ def test_changes_name_the_months_to_render_and_the_pages_gone() -> None:
     change = SiteChanges.between(before, manifest(aug, oct_))
     assert change.before == "sha256:before"
     assert change.tables == {"rack": {"2022-09", "2022-10"}}
-    assert change.gone == ("sites/1/rack/2022-09/index.html",)
+    assert change.gone == (("1", "rack", "2022-09"),)
+    assert gone_pages([change]) == ["sites/1/rack/2022-09/index.html"]
     renamed = SiteChanges.between(before, manifest(aug, name="Renamed"))
-    assert renamed.tables is None and renamed.gone == ("sites/1/rack/2022-09/index.html",)
+    assert renamed.tables is None and renamed.gone == (("1", "rack", "2022-09"),)
+    dropped = SiteChanges.between(before, dataclasses.replace(manifest(aug), tables={}))
+    assert gone_pages([dropped]) == [
+        "sites/1/rack/2022-08/index.html",
+        "sites/1/rack/2022-09/index.html",
+        "sites/1/rack/index.html",
+    ]
     assert SiteChanges.between(None, manifest(aug)) == SiteChanges(None, None, ())
     assert SiteChanges.between(before, manifest(aug, sep)) == SiteChanges("sha256:before", {}, ())
 
