@@ -39,6 +39,7 @@ from exporter.pipeline import run
 from exporter.site import (
     HTML_TYPE,
     TEMPLATES,
+    TEXT_TYPE,
     SiteChanges,
     build_site,
     fmt_bytes,
@@ -65,7 +66,7 @@ HOSTILE = [
 ]
 HOSTILE_TEXT = " ".join(HOSTILE)
 # The publish may already hold pages (a run builds them): start each tree without them.
-WITHOUT_PAGES = shutil.ignore_patterns("*.html")
+WITHOUT_PAGES = shutil.ignore_patterns("*.html", "urls-*.txt")
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -170,7 +171,7 @@ def built(published: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     root = tmp_path_factory.mktemp("site") / "public"
     shutil.copytree(published, root, ignore=WITHOUT_PAGES)
     target = RecordingTarget(root)
-    assert build_site(target) == (len(PAGES), 0)
+    assert build_site(target) == (len(PAGES) + len(LISTS), 0)
     return root, target.puts
 
 
@@ -181,6 +182,8 @@ PAGES = (
     + [f"sites/{s}/{t}/index.html" for s, t in TABLES]
     + [f"sites/{s}/{t}/2022-09/index.html" for s, t in TABLES]
 )
+# Each month's URL list per format: a file's path from the root a line.
+LISTS = [f"sites/{s}/{t}/2022-09/urls-{fmt}.txt" for s, t in TABLES for fmt in ("csv", "parquet")]
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +196,8 @@ def test_a_build_writes_each_page_once_and_a_rebuild_writes_nothing(
 ) -> None:
     root, puts = built
     page = (HTML_TYPE, "no-cache")  # pages change with every publish: always revalidate
-    assert sorted(puts) == sorted((key, *page) for key in PAGES)  # the scripts were there
+    lists = [(key, TEXT_TYPE, "no-cache") for key in LISTS]
+    assert sorted(puts) == sorted([(key, *page) for key in PAGES] + lists)  # scripts were there
     again = RecordingTarget(root)
     assert build_site(again) == (0, 0) and again.puts == []
 
@@ -340,7 +344,17 @@ def test_copy_paste_snippets_read_the_whole_table(
 ) -> None:
     root = parse((tree / "sites/1/rack/index.html").read_bytes())
     snippet = {e.get("data-snippet"): "".join(e.itertext()) for e in root.iter("pre")}
-    assert sorted(snippet) == ["curl", "duckdb", "pandas", "pandas-web", "polars", "polars-web"]
+    assert sorted(snippet) == [
+        "curl",
+        "duckdb",
+        "duckdb-range",
+        "pandas",
+        "pandas-web",
+        "polars",
+        "polars-range",
+        "polars-web",
+        "query",
+    ]
     rows = sum(p.rows for p in published_manifest(tree, "1").tables["rack"].partitions)
     monkeypatch.chdir(tree)
     table = duckdb.sql(snippet["duckdb"])
@@ -499,7 +513,16 @@ def hostile_pages() -> dict[str, bytes]:
 def test_hostile_text_from_the_catalog_and_manifests_is_inert() -> None:
     pages = hostile_pages()
     script = (TEMPLATES / "site.js").read_text()
+    # A month's URL lists name only files where the layout puts them: the bad path is left out.
+    lists = {k: v.decode() for k, v in pages.items() if k.endswith(".txt")}
+    day = "site=1/table=rack/date=2022-09-01/1_rack_2022-09-01"
+    assert lists == {
+        "sites/1/rack/2022-09/urls-csv.txt": f"data/csv/{day}.csv\n",
+        "sites/1/rack/2022-09/urls-parquet.txt": f"data/parquet/{day}.parquet\n",
+    }
     for key, page in pages.items():
+        if key in lists:
+            continue
         root = parse(page)
         scripts = [s for s in root.iter("script") if s.get("type") != "application/json"]
         assert [s.text for s in scripts] == [script], key
@@ -597,6 +620,8 @@ def test_pages_speak_the_catalog_language(language: str, rows: str, download: st
     days = [partition("2022-09-01", 5), partition("2022-09-02", 5, complete=False)]
     pages = render_site(catalog("1", language=language), {"1": manifest(*days)})
     for key, page in pages.items():
+        if not key.endswith(".html"):
+            continue
         root = parse(page)
         assert root.get("lang") == language, key
     table = parse(pages["sites/1/rack/index.html"])
@@ -699,7 +724,7 @@ def test_site_command_rebuilds_pages_from_the_manifests_alone(
     shutil.copytree(published, root, ignore=WITHOUT_PAGES)
     first = cli("site", "--target", str(root))
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == f"wrote {len(PAGES)} page(s) to {root}"
+    assert first.stdout.strip() == f"wrote {len(PAGES) + len(LISTS)} page(s) to {root}"
     (root / "sites/2/etc/index.html").unlink()
     again = cli("site", "--target", str(root))
     assert again.stdout.strip() == f"wrote 1 page(s) to {root}"
@@ -750,11 +775,15 @@ def test_changes_name_the_months_to_render_and_the_pages_gone() -> None:
     assert change.before == "sha256:before"
     assert change.tables == {"rack": {"2022-09", "2022-10"}}
     assert change.gone == (("1", "rack", "2022-09"),)
-    assert gone_pages([change]) == ["sites/1/rack/2022-09/index.html"]
+    assert gone_pages([change]) == [
+        "sites/1/rack/2022-09/index.html",
+        "sites/1/rack/2022-09/urls-csv.txt",
+        "sites/1/rack/2022-09/urls-parquet.txt",
+    ]
     renamed = SiteChanges.between(before, manifest(aug, name="Renamed"))
     assert renamed.tables is None and renamed.gone == (("1", "rack", "2022-09"),)
     dropped = SiteChanges.between(before, dataclasses.replace(manifest(aug), tables={}))
-    assert gone_pages([dropped]) == [
+    assert [k for k in gone_pages([dropped]) if k.endswith(".html")] == [
         "sites/1/rack/2022-08/index.html",
         "sites/1/rack/2022-09/index.html",
         "sites/1/rack/index.html",

@@ -203,10 +203,11 @@ def test_the_landing_page_works_from_a_file_url(tree: Path, page: Page) -> None:
 def test_hostile_pages_run_nothing_in_a_browser(page: Page, tmp_path: Path) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    for key, html in hostile_pages().items():
+    pages = {k: v for k, v in hostile_pages().items() if k.endswith(".html")}
+    for key, html in pages.items():
         (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / key).write_bytes(html)
-    for key in hostile_pages():
+    for key in pages:
         page.goto((tmp_path / key).as_uri())
         expect(page.locator("main")).to_contain_text("<script>alert(1)</script>")
         for link in page.locator("a[href]").all():

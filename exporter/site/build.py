@@ -15,8 +15,9 @@ from ..manifest import SiteManifest
 from ..storage import Target
 from .assets import put_assets
 from .changes import Selection, SiteChanges
+from .data import check_name
 from .preview import read_previews
-from .render import PAGES, check_name, page_keys, render_site, rendered_tables
+from .render import PAGES, page_keys, render_site, rendered_tables
 from .templates import HTML_TYPE, TEXT_TYPE
 
 __all__ = ["build_site", "gone_pages", "put_pages"]

@@ -8,81 +8,34 @@ page, write its function and add one line to `PAGES`.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
-from operator import attrgetter
+from functools import partial
 from typing import Any, NamedTuple
 
 from ..dictionary import page_texts
-from ..errors import PublishError
-from ..layout import NAME_PATTERN, is_name, page_key
-from ..manifest import Partition, SiteManifest, TableManifest
+from ..layout import page_key
+from ..manifest import SiteManifest, TableManifest
 from ..memory import gc_paused
 from .assets import explorer_key
-from .changes import Selection, by_month
+from .changes import Selection
+from .data import Coverage, Month, checked, months, partitions
 from .preview import Preview
+from .snippets import FORMATS, LIST_NAME, RANGE_DAYS, example, list_key, listed
 from .svg import calendars, charts
 from .templates import WEB, environment, inline, labels
 
 __all__ = [
     "PAGES",
     "RECENT_DAYS",
-    "Coverage",
-    "Month",
     "Page",
     "Place",
-    "check_name",
     "page_keys",
     "render_site",
     "rendered_tables",
 ]
 
-_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 RECENT_DAYS = 31  # a table's page charts this many last days; a month's page, its month
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """What a set of partitions holds: a table's, a site's or the whole dataset's."""
-
-    days: int
-    rows: int
-    bytes: int
-    first: str
-    last: str
-    partial: int
-    duplicates: int
-
-    @classmethod
-    def of(cls, partitions: Iterable[Partition]) -> Coverage:
-        # One plain loop: the landing and site pages sum a whole history on every run.
-        days: set[str] = set()
-        rows = size = partial = duplicates = 0
-        for p in partitions:
-            days.add(p.date)
-            rows += p.rows
-            partial += not p.complete
-            duplicates += p.duplicates
-            for file in p.files.values():
-                size += file.bytes
-        return cls(
-            days=len(days),
-            rows=rows,
-            bytes=size,
-            first=min(days, default=""),
-            last=max(days, default=""),
-            partial=partial,
-            duplicates=duplicates,
-        )
-
-
-class Month(NamedTuple):
-    month: str
-    """"2022-09"."""
-    title: str
-    days: list[Partition]
 
 
 @dataclass(frozen=True)
@@ -120,7 +73,7 @@ Content = tuple[str, dict[str, Any]]  # a template's name and its context
 
 
 def landing(at: Place) -> Content:
-    every = (p for m in at.sites for p in _partitions(m))
+    every = (p for m in at.sites for p in partitions(m))
     return "index.html", {
         "sites": [(m, at.covered[m.site]) for m in at.sites],
         "tables": sum(len(m.tables) for m in at.sites),
@@ -135,31 +88,53 @@ def site_index(at: Place) -> Content:
 
 def table_index(at: Place) -> Content:
     assert at.site is not None and at.table is not None
-    table = at.table
+    site, name, table = at.site.site, at.name, at.table
     return "table.html", {
         "site": at.site,
-        "name": at.name,
+        "name": name,
         "table": table,
         "total": Coverage.of(table.partitions),
         "calendars": calendars(table, at.t),
         "charts": charts(table.columns, table.keys, table.partitions[-RECENT_DAYS:], at.t),
         "recent": min(RECENT_DAYS, len(table.partitions)),
-        "preview": at.previews.get((at.site.site, at.name)),
-        "months": [(m.month, m.title, Coverage.of(m.days)) for m in at.months],
+        "preview": at.previews.get((site, name)),
+        "example": example(site, name, table, table.partitions[-RANGE_DAYS:]),
+        "months": [
+            (m.month, m.title, Coverage.of(m.days), _lists(site, name, m)) for m in at.months
+        ],
     }
 
 
 def month_index(at: Place) -> Content:
     assert at.site is not None and at.table is not None and at.month is not None
-    table, days = at.table, at.month.days
+    site, name, table, days = at.site.site, at.name, at.table, at.month.days
     return "month.html", {
         "site": at.site,
-        "name": at.name,
+        "name": name,
+        "table": table,
         "title": at.month.title,
         "days": days,
         "total": Coverage.of(days),
         "charts": charts(table.columns, table.keys, days, at.t),
+        "example": example(site, name, table, days),
+        "lists": _lists(site, name, at.month),
     }
+
+
+def url_list(fmt: str, at: Place) -> Content | None:
+    """A month's files of one format, a path from the root a line (`wget -B BASE/ -i`)."""
+    assert at.site is not None and at.month is not None
+    paths = listed(at.site.site, at.name, at.month.days, fmt)
+    return ("urls.txt", {"paths": paths}) if paths else None
+
+
+def _lists(site: str, table: str, month: Month) -> list[tuple[str, str]]:
+    """(format, key) of a month's URL lists."""
+    return [
+        (fmt, list_key(site, table, month.month, fmt))
+        for fmt in FORMATS
+        if listed(site, table, month.days, fmt)
+    ]
 
 
 class Page(NamedTuple):
@@ -176,6 +151,8 @@ PAGES: tuple[Page, ...] = (
     Page("site", "index.html", site_index),
     Page("table", "index.html", table_index),
     Page("month", "index.html", month_index),
+    Page("month", LIST_NAME.format(fmt="csv"), partial(url_list, "csv")),
+    Page("month", LIST_NAME.format(fmt="parquet"), partial(url_list, "parquet")),
 )
 
 
@@ -224,7 +201,7 @@ def _render(
     common = _common(catalog)
     t = common["t"]
     sites = [
-        _checked(manifests[entry["site"]], entry["site"])
+        checked(manifests[entry["site"]], entry["site"])
         for entry in catalog.get("sites", [])
         if entry.get("site") in manifests
     ]
@@ -240,7 +217,7 @@ def _render(
             root = "../" * key.count("/")
             pages[key] = env.get_template(template).render(common, root=root, **context).encode()
 
-    covered = {m.site: Coverage.of(_partitions(m)) for m in sites}
+    covered = {m.site: Coverage.of(partitions(m)) for m in sites}
     dataset = Place(t, sites, covered, previews)
     render(dataset)
     for m in sites:
@@ -253,11 +230,10 @@ def _render(
         for name, table, _ in tables:
             if chosen is not None and name not in chosen:
                 continue
-            months = _months(table, t)
-            place = replace(site, name=name, table=table, months=months)
+            place = replace(site, name=name, table=table, months=months(table, t))
             render(place)
             wanted = chosen.get(name) if chosen is not None else None
-            for month in months:
+            for month in place.months:
                 if wanted is None or month.month in wanted:
                     render(replace(place, month=month))
     return pages
@@ -291,55 +267,3 @@ def _common(catalog: dict[str, Any]) -> dict[str, Any]:
         "dictionary": page_texts(catalog, language),
         "explorer": explorer_key(),
     }
-
-
-def check_name(kind: str, name: object, where: str) -> str:
-    if not is_name(name):
-        raise PublishError(
-            f"{where}: invalid {kind} name {name!r} (must match {NAME_PATTERN.pattern}); "
-            "re-export the site with --rebuild"
-        )
-    return name
-
-
-def _checked(manifest: SiteManifest, site: str) -> SiteManifest:
-    """Re-check what a manifest on a target says before it reaches a path or a link.
-
-    Returns it with each table's partitions in date order.
-    """
-    where = f"sites/{site}/manifest.json"
-    if check_name("site", manifest.site, where) != check_name("site", site, "catalog.json"):
-        raise PublishError(f"{where} describes site {manifest.site!r}; re-export with --rebuild")
-    tables = {}
-    for name, table in manifest.tables.items():
-        check_name("table", name, where)
-        for p in table.partitions:
-            if not _is_day(p.date):
-                raise PublishError(f"{where}: table {name} has a partition dated {p.date!r}")
-        tables[name] = replace(
-            table, partitions=tuple(sorted(table.partitions, key=attrgetter("date")))
-        )
-    return replace(manifest, tables=tables)
-
-
-def _is_day(value: object) -> bool:
-    try:
-        return bool(_DAY.match(str(value))) and bool(date.fromisoformat(str(value)))
-    except ValueError:
-        return False
-
-
-def _partitions(manifest: SiteManifest) -> list[Partition]:
-    return [p for table in manifest.tables.values() for p in table.partitions]
-
-
-def _months(table: TableManifest, t: dict[str, Any]) -> list[Month]:
-    """The days grouped by month, with each month's title."""
-    return [
-        Month(
-            month,
-            t["month_title"].format(year=month[:4], month=t["months"][int(month[5:]) - 1]),
-            days,
-        )
-        for month, days in by_month(table.partitions).items()
-    ]

@@ -34,7 +34,7 @@ __all__ = [
 # `site_templates/` of the repository, shipped in the package: found the same way in a
 # checkout, an editable install and a wheel.
 TEMPLATES = importlib.resources.files("exporter.site_templates")
-_TEMPLATE_SUFFIXES = (".html", ".css", ".js", ".toml")
+_TEMPLATE_SUFFIXES = (".html", ".css", ".js", ".toml", ".txt")
 HTML_TYPE = "text/html; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 _RELATIVE = re.compile(r"^(?![/\\])[A-Za-z0-9._~=/%-]+(#[A-Za-z0-9_-]+)?$|^#[A-Za-z0-9_-]+$")
@@ -98,7 +98,7 @@ def environment() -> Environment:
     env = Environment(
         loader=FunctionLoader(_template_source),
         bytecode_cache=_bytecode_cache(),
-        autoescape=True,
+        autoescape=_escapes,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -107,6 +107,11 @@ def environment() -> Environment:
         href=href, int=fmt_int, bytes=fmt_bytes, num=fmt_num, time=fmt_time, utc=fmt_utc
     )
     return env
+
+
+def _escapes(name: str | None) -> bool:
+    """HTML-escape every template but the plain-text ones (URL lists of checked paths)."""
+    return name is None or not name.endswith(".txt")
 
 
 def _template_source(name: str) -> str | None:
