@@ -98,6 +98,31 @@ def find(element: ET.Element, path: str) -> ET.Element:
     return found
 
 
+LD = "application/ld+json"
+
+
+def json_ld(root: ET.Element) -> dict[str, Any]:
+    (script,) = [s for s in root.iter("script") if s.get("type") == LD]
+    return json.loads(script.text or "")
+
+
+def snippet(root: ET.Element, name: str) -> str:
+    (pre,) = [e for e in root.iter("pre") if e.get("data-snippet") == name]
+    return "".join(pre.itertext())
+
+
+def bibtex_fields(entry: str) -> dict[str, str]:
+    """A BibTeX entry's type, key and fields (`name = {value},` one a line)."""
+    head = re.fullmatch(r"@(\w+)\{([\w-]+),", entry.splitlines()[0])
+    assert head is not None and entry.splitlines()[-1] == "}", entry
+    fields = {"@type": head[1], "@key": head[2]}
+    for line in entry.splitlines()[1:-1]:
+        match = re.fullmatch(r"  (\w+) += \{(.*)\},", line)
+        assert match is not None, line
+        fields[match[1]] = match[2]
+    return fields
+
+
 def stat(root: ET.Element, id_: str) -> str:
     return text(find(by_id(root, id_), "dd"))
 
@@ -524,7 +549,8 @@ def test_hostile_text_from_the_catalog_and_manifests_is_inert() -> None:
         if key in lists:
             continue
         root = parse(page)
-        scripts = [s for s in root.iter("script") if s.get("type") != "application/json"]
+        data_types = ("application/json", "application/ld+json")  # data, never run
+        scripts = [s for s in root.iter("script") if s.get("type") not in data_types]
         assert [s.text for s in scripts] == [script], key
         for data in root.iter("script"):  # the explorer's labels: data, never run
             if data.get("type") == "application/json":
@@ -539,6 +565,15 @@ def test_hostile_text_from_the_catalog_and_manifests_is_inert() -> None:
         assert HOSTILE_TEXT.replace("{{7*7}}", "49") not in body, key
         assert "{{7*7}}" in body and "<script>alert(1)</script>" in body, key
         assert HOSTILE_TEXT in text(find(root, "head/title"))
+    landing = parse(pages["index.html"])
+    ld = json_ld(landing)
+    assert ld["name"] == HOSTILE_TEXT and "url" not in ld  # javascript: is no base URL
+    assert "<" not in [s for s in landing.iter("script") if s.get("type") == LD][0].text
+    # BibTeX: braces, backslashes and the like are text, never markup.
+    assert bibtex_fields(snippet(landing, "bibtex"))["title"] == (
+        '{<script>alert(1)</script> "><img src=x onerror=alert(1)> \\{\\{7*7\\}\\} '
+        "javascript:alert(1)}"
+    )
     table = parse(pages["sites/1/rack/index.html"])
     row = cells(list(find(by_id(table, "schema"), "tbody"))[2])
     assert row == [HOSTILE_TEXT, "float", HOSTILE_TEXT, "yes", HOSTILE_TEXT, HOSTILE_TEXT]
@@ -557,7 +592,9 @@ def test_pages_carry_a_content_security_policy_for_their_own_style_and_script() 
     policy = dict(p.strip().split(" ", 1) for p in meta.get("content", "").split(";"))
     assert policy["default-src"] == "'none'"
     for directive, element in (("style-src", "style"), ("script-src", "script")):
-        body = (find(root, f".//{element}").text or "").encode()
+        # The page's own script: the one without a type (JSON-LD is data, never run).
+        (own,) = [e for e in root.iter(element) if not e.get("type")]
+        body = (own.text or "").encode()
         digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
         expected = f"'sha256-{digest}'"
         # Scripts: the page's own, and the explorer's module and reader from assets/ (same
@@ -844,3 +881,71 @@ def test_new_templates_render_every_page_again(
     (out / "catalog.json").write_text(json.dumps(catalog))
     run(config, target=str(out), now=DEMO_LATER)
     assert stale_pages(LocalTarget(out)) == []
+
+
+def test_the_landing_page_describes_the_dataset_as_schema_org_json_ld(tree: Path) -> None:
+    catalog_ = json.loads((tree / "catalog.json").read_text())
+    days = [
+        p
+        for entry in catalog_["sites"]
+        for table in published_manifest(tree, entry["site"]).tables.values()
+        for p in table.partitions
+    ]
+    formats = sorted({fmt for p in days for fmt in p.files})
+    landing = parse((tree / "index.html").read_bytes())
+    assert text(find(landing, "head/title")) == catalog_["title"]
+    ld = json_ld(landing)  # one JSON-LD block, in the body
+    assert ld["@context"] == "https://schema.org" and ld["@type"] == "Dataset"
+    assert ld["name"] == catalog_["title"]
+    assert ld["description"] == (catalog_["description"] or catalog_["title"])
+    assert ld["license"] == f"https://spdx.org/licenses/{catalog_['license']}.html"
+    assert ld["dateModified"] == catalog_["generated_at"]
+    first, last = min(p.date for p in days), max(p.date for p in days)
+    assert ld["temporalCoverage"] == f"{first}/{last}" == "2022-09-01/2022-09-02"
+    files = [d for d in ld["distribution"] if d["contentUrl"].startswith("data/")]
+    assert formats == ["csv", "parquet"]
+    assert [(d["@type"], d["encodingFormat"], d["contentUrl"]) for d in files] == [
+        ("DataDownload", "text/csv", "data/csv/"),
+        ("DataDownload", "application/vnd.apache.parquet", "data/parquet/"),
+    ]
+    for entry in ld["distribution"]:  # every distribution is there to download
+        assert (tree / entry["contentUrl"]).exists(), entry
+
+
+def test_a_public_url_makes_the_json_ld_and_bibtex_urls_absolute() -> None:
+    document = catalog("1", public_base_url="https://data.example.org/ess/")
+    document.update(citation="Kim et al. (2024), ESS data 100% open & free_ly")
+    landing = parse(
+        render_site(document, {"1": manifest(partition("2022-09-01", 1))})["index.html"]
+    )
+    ld = json_ld(landing)
+    assert ld["url"] == "https://data.example.org/ess/"
+    assert {d["contentUrl"] for d in ld["distribution"]} == {
+        "https://data.example.org/ess/data/csv/",
+        "https://data.example.org/ess/data/parquet/",
+        "https://data.example.org/ess/datapackage.json",
+    }
+    fields = bibtex_fields(snippet(landing, "bibtex"))
+    assert fields["url"] == "https://data.example.org/ess/"
+    assert fields["howpublished"] == r"\url{https://data.example.org/ess/}"
+    assert fields["note"] == (
+        r"Kim et al. (2024), ESS data 100\% open \& free\_ly. Days 2022-09-01 to 2022-09-01. "
+        "License: CC-BY-4.0"
+    )
+
+
+def test_how_to_cite_has_a_bibtex_entry(tree: Path) -> None:
+    catalog_ = json.loads((tree / "catalog.json").read_text())
+    assert catalog_["citation"] == ""  # the seed's: none, so the note has days and license
+    landing = parse((tree / "index.html").read_bytes())
+    cite = by_id(landing, "cite-h")
+    assert text(cite) == "How to cite"
+    fields = bibtex_fields(snippet(landing, "bibtex"))
+    year = catalog_["generated_at"][:4]
+    assert fields == {
+        "@type": "misc",
+        "@key": f"round_trip_test_{year}",
+        "title": "{Round-trip test}",
+        "year": year,
+        "note": f"Days 2022-09-01 to 2022-09-02. License: {catalog_['license']}",
+    }

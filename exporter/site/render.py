@@ -20,6 +20,7 @@ from ..memory import gc_paused
 from .assets import explorer_key
 from .changes import Selection
 from .data import Coverage, Month, checked, months, partitions
+from .discovery import bibtex, dataset_ld
 from .preview import Preview
 from .snippets import FORMATS, LIST_NAME, RANGE_DAYS, example, list_key, listed
 from .svg import calendars, charts
@@ -44,6 +45,8 @@ class Place:
     site, one of its tables (`name`) or a month of that table."""
 
     t: dict[str, Any]
+    dataset: dict[str, str]
+    """The catalog's description of the dataset (title, license, ..., base URL)."""
     sites: list[SiteManifest]
     covered: dict[str, Coverage]
     previews: dict[tuple[str, str], Preview]
@@ -73,11 +76,15 @@ Content = tuple[str, dict[str, Any]]  # a template's name and its context
 
 
 def landing(at: Place) -> Content:
-    every = (p for m in at.sites for p in partitions(m))
+    every = [p for m in at.sites for p in partitions(m)]
+    total = Coverage.of(every)
+    formats = {fmt for p in every for fmt in p.files}
     return "index.html", {
         "sites": [(m, at.covered[m.site]) for m in at.sites],
         "tables": sum(len(m.tables) for m in at.sites),
-        "total": Coverage.of(every),
+        "total": total,
+        "ld": dataset_ld(at.dataset, total.first, total.last, formats),
+        "bibtex": bibtex(at.dataset, total.first, total.last),
     }
 
 
@@ -218,7 +225,7 @@ def _render(
             pages[key] = env.get_template(template).render(common, root=root, **context).encode()
 
     covered = {m.site: Coverage.of(partitions(m)) for m in sites}
-    dataset = Place(t, sites, covered, previews)
+    dataset = Place(t, common["dataset"], sites, covered, previews)
     render(dataset)
     for m in sites:
         if only is not None and m.site not in only:
