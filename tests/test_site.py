@@ -376,9 +376,11 @@ def test_copy_paste_snippets_read_the_whole_table(
         "pandas",
         "pandas-web",
         "polars",
+        "polars-month",
         "polars-range",
         "polars-web",
         "query",
+        "wget",
     ]
     rows = sum(p.rows for p in published_manifest(tree, "1").tables["rack"].partitions)
     monkeypatch.chdir(tree)

@@ -102,7 +102,7 @@ def test_every_month_has_url_lists_whose_every_url_the_server_answers(
 def test_the_url_list_snippet_runs_with_curl_and_wget(
     tree: Path, server: str, tmp_path: Path
 ) -> None:
-    snippet = snippets(tree, "sites/1/rack/2022-09/index.html")["curl"]
+    snippet = snippets(tree, "sites/1/rack/2022-09/index.html")["wget"]
     assert 'wget -x -nH -B "$BASE/" -i urls.txt' in snippet
     script = snippet.replace("BASE='http://127.0.0.1:8000'", f"BASE='{server.rstrip('/')}'", 1)
     result = subprocess.run(
@@ -145,7 +145,7 @@ def test_the_polars_range_snippet_gives_the_source_rows(
 
 
 def test_the_polars_web_snippet_reads_the_month_from_the_server(tree: Path, server: str) -> None:
-    code = snippets(tree, "sites/1/rack/index.html")["polars-web"]
+    code = snippets(tree, "sites/1/rack/index.html")["polars-month"]
     code = code.replace('BASE = "http://127.0.0.1:8000"', f'BASE = "{server.rstrip("/")}"', 1)
     scope: dict[str, Any] = {}
     exec(code, scope)

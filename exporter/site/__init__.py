@@ -11,8 +11,10 @@ http(s) URLs. A Content-Security-Policy naming the hashes of the page's own styl
 keeps anything that slipped through inert.
 
 Modules: `render` (the table of pages), `changes` (what a run touched), `svg` (charts),
-`templates` (the Environment and its filters), `build` (putting pages on a target),
-`preview` (a table's first rows), `assets` (the explorer's script files).
+`data` (coverage sums, months, manifests checked again), `snippets` (the examples' range and
+URL lists), `discovery` (JSON-LD and BibTeX), `templates` (the Environment and its filters),
+`build` (putting pages on a target), `preview` (a table's first rows), `assets` (the
+explorer's script files).
 """
 
 from __future__ import annotations
