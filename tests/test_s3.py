@@ -166,7 +166,10 @@ def test_first_publish_lists_exactly_what_the_manifests_name(site: Site, bucket:
         "pub/sites/1/bank/2022-09/index.html",
     }
     scripts = {f"pub/{key}" for key in assets()}  # the explorer and its Parquet reader
-    assert set(listing) == set(named) | documents | pages | scripts  # no lock, no extra
+    lists = {
+        f"pub/sites/1/{t}/2022-09/urls-{f}.txt" for t in ("etc", "bank") for f in ("csv", "parquet")
+    }
+    assert set(listing) == set(named) | documents | pages | scripts | lists  # no lock, no extra
     client = boto3.client("s3")
     for key, entry in named.items():
         data = get(bucket, key)
@@ -185,6 +188,12 @@ def test_first_publish_lists_exactly_what_the_manifests_name(site: Site, bucket:
         head = client.head_object(Bucket=bucket, Key=key)
         assert (head["ContentType"], head["CacheControl"]) == (
             "text/html; charset=utf-8",
+            "no-cache",
+        )
+    for key in lists:  # each month's URL lists, published with its pages
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert (head["ContentType"], head["CacheControl"]) == (
+            "text/plain; charset=utf-8",
             "no-cache",
         )
 
