@@ -27,7 +27,7 @@ from .manifest import Column, Published, TableManifest
 from .memory import release_freed_memory
 from .plan import Job, plan_table
 from .publish import commit_catalog
-from .site import SiteChanges, generator, put_pages, select_pages
+from .site import SiteChanges, generator, gone_pages, put_pages, select_pages
 from .sources import Source, TableSchema, open_source
 from .storage import Reader, Target, open_reader, open_target
 from .verification import prune
@@ -390,7 +390,7 @@ def _run(
                             c,
                             m,
                             select_pages(c, old, changes),
-                            drop=[key for change in changes.values() for key in change.gone],
+                            drop=gone_pages(changes.values()),
                         ),
                         known=known,
                         generator=generator(),

@@ -24,7 +24,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from exporter.site import make_server
+from exporter.serve import make_server
 from tests.conftest import SEED_START
 from tests.support.pgcluster import PgCluster
 from tests.support.seed import load_demo

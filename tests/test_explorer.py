@@ -25,7 +25,7 @@ import duckdb
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from exporter.assets import assets
+from exporter.site.assets import assets
 from tests.conftest import published_manifest
 from tests.test_site_browser import browser as browser  # noqa: F401 - the shared fixture
 from tests.test_site_browser import serve, sha256

@@ -20,6 +20,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "exporter"
 WRITE_SIDE = {"publish", "write", "sources", "pipeline", "commit", "heal", "demo", "cli"}
 READ_SIDE = [
+    "serve",
     "catalog",
     "query",
     "formats",

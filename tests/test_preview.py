@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 from msgspec.structs import replace
 
 from exporter.manifest import FileEntry, Partition, encode_stats
-from exporter.preview import latest_complete, read_preview
 from exporter.site import build_site
+from exporter.site.preview import latest_complete, read_preview
 from exporter.storage import LocalTarget, S3Target
 from tests.conftest import published_manifest
 

@@ -19,11 +19,11 @@ import psycopg
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from exporter.assets import assets
 from exporter.config import Config, load
 from exporter.errors import LockHeld, PublishError, SourceError
 from exporter.lock import site_lease
 from exporter.pipeline import RunReport, run
+from exporter.site.assets import assets
 from exporter.storage import Target, make_s3_client, open_target
 from exporter.verification import verify
 from tests.support.pages import stale_pages
@@ -159,7 +159,10 @@ def test_first_publish_lists_exactly_what_the_manifests_name(site: Site, bucket:
         "pub/sites/1/bank/2022-09/index.html",
     }
     scripts = {f"pub/{key}" for key in assets()}  # the explorer and its Parquet reader
-    assert set(listing) == set(named) | documents | pages | scripts  # no lock, no extra
+    lists = {
+        f"pub/sites/1/{t}/2022-09/urls-{f}.txt" for t in ("etc", "bank") for f in ("csv", "parquet")
+    }
+    assert set(listing) == set(named) | documents | pages | scripts | lists  # no lock, no extra
     client = boto3.client("s3")
     for key, entry in named.items():
         data = get(bucket, key)
@@ -178,6 +181,12 @@ def test_first_publish_lists_exactly_what_the_manifests_name(site: Site, bucket:
         head = client.head_object(Bucket=bucket, Key=key)
         assert (head["ContentType"], head["CacheControl"]) == (
             "text/html; charset=utf-8",
+            "no-cache",
+        )
+    for key in lists:  # each month's URL lists, published with its pages
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert (head["ContentType"], head["CacheControl"]) == (
+            "text/plain; charset=utf-8",
             "no-cache",
         )
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from exporter.site import make_server
+from exporter.serve import make_server
 
 PARQUET = "data/parquet/site=1/table=rack/date=2022-09-01/1_rack_2022-09-01.parquet"
 

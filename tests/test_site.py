@@ -7,6 +7,7 @@ every page parsed here is also checked to be valid HTML5 syntax.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import re
@@ -24,7 +25,6 @@ import html5lib
 import msgspec
 import pytest
 
-from exporter.assets import ASSET_TYPE, assets
 from exporter.errors import PublishError
 from exporter.manifest import (
     Column,
@@ -39,16 +39,19 @@ from exporter.pipeline import run
 from exporter.site import (
     HTML_TYPE,
     TEMPLATES,
+    TEXT_TYPE,
     SiteChanges,
     build_site,
     fmt_bytes,
     fmt_int,
     fmt_time,
+    gone_pages,
     href,
     labels,
     put_pages,
     render_site,
 )
+from exporter.site.assets import ASSET_TYPE, assets
 from exporter.storage import LocalTarget
 from tests.conftest import DEMO_LATER, demo_config, published_manifest
 from tests.support.pages import stale_pages
@@ -64,7 +67,7 @@ HOSTILE = [
 ]
 HOSTILE_TEXT = " ".join(HOSTILE)
 # The publish may already hold pages (a run builds them): start each tree without them.
-WITHOUT_PAGES = shutil.ignore_patterns("*.html")
+WITHOUT_PAGES = shutil.ignore_patterns("*.html", "urls-*.txt")
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -94,6 +97,31 @@ def find(element: ET.Element, path: str) -> ET.Element:
     found = element.find(path)
     assert found is not None, path
     return found
+
+
+LD = "application/ld+json"
+
+
+def json_ld(root: ET.Element) -> dict[str, Any]:
+    (script,) = [s for s in root.iter("script") if s.get("type") == LD]
+    return json.loads(script.text or "")
+
+
+def snippet(root: ET.Element, name: str) -> str:
+    (pre,) = [e for e in root.iter("pre") if e.get("data-snippet") == name]
+    return "".join(pre.itertext())
+
+
+def bibtex_fields(entry: str) -> dict[str, str]:
+    """A BibTeX entry's type, key and fields (`name = {value},` one a line)."""
+    head = re.fullmatch(r"@(\w+)\{([\w-]+),", entry.splitlines()[0])
+    assert head is not None and entry.splitlines()[-1] == "}", entry
+    fields = {"@type": head[1], "@key": head[2]}
+    for line in entry.splitlines()[1:-1]:
+        match = re.fullmatch(r"  (\w+) += \{(.*)\},", line)
+        assert match is not None, line
+        fields[match[1]] = match[2]
+    return fields
 
 
 def stat(root: ET.Element, id_: str) -> str:
@@ -159,7 +187,7 @@ def built(published: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     root = tmp_path_factory.mktemp("site") / "public"
     shutil.copytree(published, root, ignore=WITHOUT_PAGES)
     target = RecordingTarget(root)
-    assert build_site(target) == (len(PAGES), 0)
+    assert build_site(target) == (len(PAGES) + len(LISTS), 0)
     return root, target.puts
 
 
@@ -170,6 +198,8 @@ PAGES = (
     + [f"sites/{s}/{t}/index.html" for s, t in TABLES]
     + [f"sites/{s}/{t}/2022-09/index.html" for s, t in TABLES]
 )
+# Each month's URL list per format: a file's path from the root a line.
+LISTS = [f"sites/{s}/{t}/2022-09/urls-{fmt}.txt" for s, t in TABLES for fmt in ("csv", "parquet")]
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +212,8 @@ def test_a_build_writes_each_page_once_and_a_rebuild_writes_nothing(
 ) -> None:
     root, puts = built
     page = (HTML_TYPE, "no-cache")  # pages change with every publish: always revalidate
-    assert sorted(puts) == sorted((key, *page) for key in PAGES)  # the scripts were there
+    lists = [(key, TEXT_TYPE, "no-cache") for key in LISTS]
+    assert sorted(puts) == sorted([(key, *page) for key in PAGES] + lists)  # scripts were there
     again = RecordingTarget(root)
     assert build_site(again) == (0, 0) and again.puts == []
 
@@ -320,7 +351,19 @@ def test_copy_paste_snippets_read_the_whole_table(
 ) -> None:
     root = parse((tree / "sites/1/rack/index.html").read_bytes())
     snippet = {e.get("data-snippet"): "".join(e.itertext()) for e in root.iter("pre")}
-    assert sorted(snippet) == ["curl", "duckdb", "pandas", "pandas-web", "polars", "polars-web"]
+    assert sorted(snippet) == [
+        "curl",
+        "duckdb",
+        "duckdb-range",
+        "pandas",
+        "pandas-web",
+        "polars",
+        "polars-month",
+        "polars-range",
+        "polars-web",
+        "query",
+        "wget",
+    ]
     rows = sum(p.rows for p in published_manifest(tree, "1").tables["rack"].partitions)
     monkeypatch.chdir(tree)
     table = duckdb.sql(snippet["duckdb"])
@@ -479,9 +522,19 @@ def hostile_pages() -> dict[str, bytes]:
 def test_hostile_text_from_the_catalog_and_manifests_is_inert() -> None:
     pages = hostile_pages()
     script = (TEMPLATES / "site.js").read_text()
+    # A month's URL lists name only files where the layout puts them: the bad path is left out.
+    lists = {k: v.decode() for k, v in pages.items() if k.endswith(".txt")}
+    day = "site=1/table=rack/date=2022-09-01/1_rack_2022-09-01"
+    assert lists == {
+        "sites/1/rack/2022-09/urls-csv.txt": f"data/csv/{day}.csv\n",
+        "sites/1/rack/2022-09/urls-parquet.txt": f"data/parquet/{day}.parquet\n",
+    }
     for key, page in pages.items():
+        if key in lists:
+            continue
         root = parse(page)
-        scripts = [s for s in root.iter("script") if s.get("type") != "application/json"]
+        data_types = ("application/json", "application/ld+json")  # data, never run
+        scripts = [s for s in root.iter("script") if s.get("type") not in data_types]
         assert [s.text for s in scripts] == [script], key
         for data in root.iter("script"):  # the explorer's labels: data, never run
             if data.get("type") == "application/json":
@@ -496,6 +549,15 @@ def test_hostile_text_from_the_catalog_and_manifests_is_inert() -> None:
         assert HOSTILE_TEXT.replace("{{7*7}}", "49") not in body, key
         assert "{{7*7}}" in body and "<script>alert(1)</script>" in body, key
         assert HOSTILE_TEXT in text(find(root, "head/title"))
+    landing = parse(pages["index.html"])
+    ld = json_ld(landing)
+    assert ld["name"] == HOSTILE_TEXT and "url" not in ld  # javascript: is no base URL
+    assert "<" not in [s for s in landing.iter("script") if s.get("type") == LD][0].text
+    # BibTeX: braces, backslashes and the like are text, never markup.
+    assert bibtex_fields(snippet(landing, "bibtex"))["title"] == (
+        '{<script>alert(1)</script> "><img src=x onerror=alert(1)> \\{\\{7*7\\}\\} '
+        "javascript:alert(1)}"
+    )
     table = parse(pages["sites/1/rack/index.html"])
     row = cells(list(find(by_id(table, "schema"), "tbody"))[2])
     assert row == [HOSTILE_TEXT, "float", HOSTILE_TEXT, "yes", HOSTILE_TEXT, HOSTILE_TEXT]
@@ -514,7 +576,9 @@ def test_pages_carry_a_content_security_policy_for_their_own_style_and_script() 
     policy = dict(p.strip().split(" ", 1) for p in meta.get("content", "").split(";"))
     assert policy["default-src"] == "'none'"
     for directive, element in (("style-src", "style"), ("script-src", "script")):
-        body = (find(root, f".//{element}").text or "").encode()
+        # The page's own script: the one without a type (JSON-LD is data, never run).
+        (own,) = [e for e in root.iter(element) if not e.get("type")]
+        body = (own.text or "").encode()
         digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
         expected = f"'sha256-{digest}'"
         # Scripts: the page's own, and the explorer's module and reader from assets/ (same
@@ -577,6 +641,8 @@ def test_pages_speak_the_catalog_language(language: str, rows: str, download: st
     days = [partition("2022-09-01", 5), partition("2022-09-02", 5, complete=False)]
     pages = render_site(catalog("1", language=language), {"1": manifest(*days)})
     for key, page in pages.items():
+        if not key.endswith(".html"):
+            continue
         root = parse(page)
         assert root.get("lang") == language, key
     table = parse(pages["sites/1/rack/index.html"])
@@ -679,7 +745,7 @@ def test_site_command_rebuilds_pages_from_the_manifests_alone(
     shutil.copytree(published, root, ignore=WITHOUT_PAGES)
     first = cli("site", "--target", str(root))
     assert first.returncode == 0, first.stderr
-    assert first.stdout.strip() == f"wrote {len(PAGES)} page(s) to {root}"
+    assert first.stdout.strip() == f"wrote {len(PAGES) + len(LISTS)} page(s) to {root}"
     (root / "sites/2/etc/index.html").unlink()
     again = cli("site", "--target", str(root))
     assert again.stdout.strip() == f"wrote 1 page(s) to {root}"
@@ -729,9 +795,20 @@ def test_changes_name_the_months_to_render_and_the_pages_gone() -> None:
     change = SiteChanges.between(before, manifest(aug, oct_))
     assert change.before == "sha256:before"
     assert change.tables == {"rack": {"2022-09", "2022-10"}}
-    assert change.gone == ("sites/1/rack/2022-09/index.html",)
+    assert change.gone == (("1", "rack", "2022-09"),)
+    assert gone_pages([change]) == [
+        "sites/1/rack/2022-09/index.html",
+        "sites/1/rack/2022-09/urls-csv.txt",
+        "sites/1/rack/2022-09/urls-parquet.txt",
+    ]
     renamed = SiteChanges.between(before, manifest(aug, name="Renamed"))
-    assert renamed.tables is None and renamed.gone == ("sites/1/rack/2022-09/index.html",)
+    assert renamed.tables is None and renamed.gone == (("1", "rack", "2022-09"),)
+    dropped = SiteChanges.between(before, dataclasses.replace(manifest(aug), tables={}))
+    assert [k for k in gone_pages([dropped]) if k.endswith(".html")] == [
+        "sites/1/rack/2022-08/index.html",
+        "sites/1/rack/2022-09/index.html",
+        "sites/1/rack/index.html",
+    ]
     assert SiteChanges.between(None, manifest(aug)) == SiteChanges(None, None, ())
     assert SiteChanges.between(before, manifest(aug, sep)) == SiteChanges("sha256:before", {}, ())
 
@@ -788,3 +865,71 @@ def test_new_templates_render_every_page_again(
     (out / "catalog.json").write_text(json.dumps(catalog))
     run(config, target=str(out), now=DEMO_LATER)
     assert stale_pages(LocalTarget(out)) == []
+
+
+def test_the_landing_page_describes_the_dataset_as_schema_org_json_ld(tree: Path) -> None:
+    catalog_ = json.loads((tree / "catalog.json").read_text())
+    days = [
+        p
+        for entry in catalog_["sites"]
+        for table in published_manifest(tree, entry["site"]).tables.values()
+        for p in table.partitions
+    ]
+    formats = sorted({fmt for p in days for fmt in p.files})
+    landing = parse((tree / "index.html").read_bytes())
+    assert text(find(landing, "head/title")) == catalog_["title"]
+    ld = json_ld(landing)  # one JSON-LD block, in the body
+    assert ld["@context"] == "https://schema.org" and ld["@type"] == "Dataset"
+    assert ld["name"] == catalog_["title"]
+    assert ld["description"] == (catalog_["description"] or catalog_["title"])
+    assert ld["license"] == f"https://spdx.org/licenses/{catalog_['license']}.html"
+    assert ld["dateModified"] == catalog_["generated_at"]
+    first, last = min(p.date for p in days), max(p.date for p in days)
+    assert ld["temporalCoverage"] == f"{first}/{last}" == "2022-09-01/2022-09-02"
+    files = [d for d in ld["distribution"] if d["contentUrl"].startswith("data/")]
+    assert formats == ["csv", "parquet"]
+    assert [(d["@type"], d["encodingFormat"], d["contentUrl"]) for d in files] == [
+        ("DataDownload", "text/csv", "data/csv/"),
+        ("DataDownload", "application/vnd.apache.parquet", "data/parquet/"),
+    ]
+    for entry in ld["distribution"]:  # every distribution is there to download
+        assert (tree / entry["contentUrl"]).exists(), entry
+
+
+def test_a_public_url_makes_the_json_ld_and_bibtex_urls_absolute() -> None:
+    document = catalog("1", public_base_url="https://data.example.org/ess/")
+    document.update(citation="Kim et al. (2024), ESS data 100% open & free_ly")
+    landing = parse(
+        render_site(document, {"1": manifest(partition("2022-09-01", 1))})["index.html"]
+    )
+    ld = json_ld(landing)
+    assert ld["url"] == "https://data.example.org/ess/"
+    assert {d["contentUrl"] for d in ld["distribution"]} == {
+        "https://data.example.org/ess/data/csv/",
+        "https://data.example.org/ess/data/parquet/",
+        "https://data.example.org/ess/datapackage.json",
+    }
+    fields = bibtex_fields(snippet(landing, "bibtex"))
+    assert fields["url"] == "https://data.example.org/ess/"
+    assert fields["howpublished"] == r"\url{https://data.example.org/ess/}"
+    assert fields["note"] == (
+        r"Kim et al. (2024), ESS data 100\% open \& free\_ly. Days 2022-09-01 to 2022-09-01. "
+        "License: CC-BY-4.0"
+    )
+
+
+def test_how_to_cite_has_a_bibtex_entry(tree: Path) -> None:
+    catalog_ = json.loads((tree / "catalog.json").read_text())
+    assert catalog_["citation"] == ""  # the seed's: none, so the note has days and license
+    landing = parse((tree / "index.html").read_bytes())
+    cite = by_id(landing, "cite-h")
+    assert text(cite) == "How to cite"
+    fields = bibtex_fields(snippet(landing, "bibtex"))
+    year = catalog_["generated_at"][:4]
+    assert fields == {
+        "@type": "misc",
+        "@key": f"round_trip_test_{year}",
+        "title": "{Round-trip test}",
+        "year": year,
+        "note": f"Days 2022-09-01 to 2022-09-02. License: {catalog_['license']}",
+    }

@@ -8,6 +8,7 @@ page's curl example. Screenshots of the three page kinds go to test-artifacts/.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -203,12 +204,88 @@ def test_the_landing_page_works_from_a_file_url(tree: Path, page: Page) -> None:
 def test_hostile_pages_run_nothing_in_a_browser(page: Page, tmp_path: Path) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    for key, html in hostile_pages().items():
+    pages = {k: v for k, v in hostile_pages().items() if k.endswith(".html")}
+    for key, html in pages.items():
         (tmp_path / key).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / key).write_bytes(html)
-    for key in hostile_pages():
+    for key in pages:
         page.goto((tmp_path / key).as_uri())
         expect(page.locator("main")).to_contain_text("<script>alert(1)</script>")
         for link in page.locator("a[href]").all():
             assert not (link.get_attribute("href") or "").lower().startswith("javascript")
     assert dialogs == []
+
+
+# --- a phone's width: 390 px ---------------------------------------------------------------
+
+PHONE_PAGES = [
+    "index.html",
+    "sites/1/index.html",
+    "sites/1/rack/index.html",
+    "sites/1/rack/2022-09/index.html",
+]
+# What a reader downloads or follows to a download: the day files, the URL lists, the
+# machine-readable documents, and the links of the tables and cards that lead to them.
+DOWNLOADS = (
+    "main a.file, main a.url-list, main a[href$='.json'], .cards a, #tables a, #months a, "
+    "#days a, .foot a"
+)
+BOXES = """selector => [...document.querySelectorAll(selector)].map(a => {
+  const r = a.getBoundingClientRect();
+  return [a.getAttribute("href"), Math.floor(r.left), Math.ceil(r.right)];
+})"""
+# Words a line may not split: dates (2022-09-01, 2022-09) and Korean words. A word split
+# across lines has boxes on two lines.
+SPLIT_WORDS = r"""() => {
+  const split = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const word = /[0-9]{4}-[0-9]{2}(-[0-9]{2})?|[\uac00-\ud7a3]+/g;
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (node.parentElement.closest("pre, script, style, title, .sha")) continue;
+    for (const m of node.data.matchAll(word)) {
+      const range = document.createRange();
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const tops = new Set([...range.getClientRects()].filter(r => r.width > 0)
+        .map(r => Math.round(r.top)));
+      if (tops.size > 1) split.push(m[0]);
+    }
+  }
+  return split;
+}"""
+
+
+@pytest.fixture(scope="module")
+def korean_server(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same publish with a Korean catalog: every page rendered again in Korean."""
+    root = tmp_path_factory.mktemp("ko") / "public"
+    shutil.copytree(tree, root)
+    catalog = json.loads((root / "catalog.json").read_text())
+    (root / "catalog.json").write_text(json.dumps({**catalog, "language": "ko"}))
+    build_site(LocalTarget(root))
+    yield from serve(root, tmp_path_factory)
+
+
+@pytest.mark.parametrize("language", ["en", "ko"])
+def test_at_390_px_every_download_link_is_on_screen_and_no_word_splits(
+    server: str, korean_server: str, browser: Browser, language: str
+) -> None:
+    base = server if language == "en" else korean_server
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = context.new_page()
+    found = {}
+    for path in PHONE_PAGES:
+        page.goto(base + path)
+        boxes = page.evaluate(BOXES, DOWNLOADS)
+        assert boxes, path
+        found[path] = {
+            "wider than the screen": page.evaluate("document.documentElement.scrollWidth") > 390,
+            "links off screen": [(h, x0, x1) for h, x0, x1 in boxes if x0 < 0 or x1 > 390],
+            "split words": sorted(set(page.evaluate(SPLIT_WORDS))),
+        }
+        name = path.removesuffix("index.html").strip("/").replace("/", "-") or "landing"
+        screenshot(page, f"phone-{language}-{name}.png")
+    context.close()
+    problems = {path: {k: v for k, v in got.items() if v} for path, got in found.items()}
+    assert {path: got for path, got in problems.items() if got} == {}

@@ -54,7 +54,7 @@ def serve_command(target: str, port: int, host: str) -> None:
     Example:
       ess-export serve --target ./public --port 8000
     """
-    from ..site import make_server
+    from ..serve import make_server
 
     if not (Path(target) / "index.html").is_file():
         click.echo(f"no index.html in {target}: run `ess-export site --target {target}`", err=True)

@@ -7,12 +7,13 @@ import re
 
 from exporter.catalog import read_manifest
 from exporter.layout import CATALOG_KEY
-from exporter.preview import read_previews
 from exporter.site import render_site, rendered_tables
+from exporter.site.preview import read_previews
 from exporter.storage import Target
 
 # The footer's "updated" time: a page nothing changed keeps the time it was rendered at.
 _UPDATED = re.compile(rb'<time datetime="[0-9T:-]+Z">[^<]*</time>')
+_PAGE = re.compile(r"(\.html|/urls-[a-z]+\.txt)$")  # the pages and the months' URL lists
 
 
 def stale_pages(target: Target) -> list[str]:
@@ -34,5 +35,5 @@ def stale_pages(target: Target) -> list[str]:
         stored = target.get(key)
         if stored is None or _UPDATED.sub(b"", stored) != _UPDATED.sub(b"", html):
             stale.append(key)
-    left = [k for k in target.list("sites/") if k.endswith(".html") and k not in pages]
+    left = [k for k in target.list("sites/") if _PAGE.search(k) and k not in pages]
     return stale + left

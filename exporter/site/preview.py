@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import ExportError
-from .manifest import Partition, SiteManifest
-from .storage import LocalTarget, S3Target, Target
+from ..errors import ExportError
+from ..manifest import Partition, SiteManifest
+from ..storage import LocalTarget, S3Target, Target
 
 __all__ = ["PREVIEW_ROWS", "Preview", "latest_complete", "read_preview", "read_previews"]
 

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import importlib.resources
 
-from .storage import Target
+from ..storage import Target
 
 __all__ = ["ASSET_CACHE", "ASSET_TYPE", "assets", "explorer_key", "put_assets"]
 
