@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WATCHED = {
     "polars", "pyarrow", "numpy", "duckdb", "connectorx", "psycopg", "jinja2", "boto3",
     "botocore", "msgspec", "exporter.pipeline", "exporter.sources", "exporter.write",
-    "exporter.site", "exporter.query", "exporter.engine", "exporter.verification",
+    "exporter.site", "exporter.query", "exporter.query.engine", "exporter.verification",
     "exporter.demo.tables",
 }  # fmt: skip
 PROBE = """
