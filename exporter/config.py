@@ -12,16 +12,18 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .dictionary import load_dictionary
+from .dsn import DSN_SCHEMES, dsn_secrets, mask, redact
 from .errors import ConfigError
 from .formats import names as format_names
 from .layout import NAME_PATTERN, NAME_RULE, is_name
+from .settings import ColumnDoc, Config, DatasetConfig, S3Options, SiteConfig, TableConfig
 
 __all__ = [
     "DSN_SCHEMES",
@@ -29,6 +31,7 @@ __all__ = [
     "ColumnDoc",
     "Config",
     "DatasetConfig",
+    "S3Options",
     "SiteConfig",
     "TableConfig",
     "check_name",
@@ -41,109 +44,7 @@ __all__ = [
 
 LANGUAGES = ("en", "ko")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-# Where a DSN can carry a password: the URL's userinfo, or a libpq password parameter.
-_NETLOC = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
-_PASSWORD_PARAM = re.compile(r"[?&](?:ssl)?password=([^&#]*)", re.IGNORECASE)
 _DSN_EXPECTED = "expected postgresql://USER:PASSWORD@HOST:PORT/DBNAME or sqlite:PATH"
-# DSN scheme -> the module of exporter/sources/ that reads it: the one table of engines
-# (`sources.open_source` opens a site with it, `checked_dsn` validates with it).
-DSN_SCHEMES = {"postgresql": "postgres", "postgres": "postgres", "sqlite": "sqlite"}
-
-
-@dataclass(frozen=True)
-class S3Options:
-    endpoint_url: str | None = None
-    """None: boto3's own resolution, which honours AWS_ENDPOINT_URL."""
-    region: str | None = None
-    path_style: bool = False
-    """Address buckets as https://host/bucket (MinIO, Ceph and most S3-compatible stores)."""
-    checksum: str = "when_supported"
-    """boto3's request_checksum_calculation; 'when_required' for stores that reject CRCs."""
-    max_attempts: int = 5
-    """Attempts per request, retries in botocore's 'standard' mode (5xx, throttling)."""
-
-
-@dataclass(frozen=True)
-class ColumnDoc:
-    """Optional documentation of one source column, shown in the manifest and the site."""
-
-    description: str = ""
-    """In English (the data package's language)."""
-    unit: str = ""
-    description_ko: str = ""
-    """The same in Korean."""
-
-
-@dataclass(frozen=True)
-class TableConfig:
-    name: str
-    """Published table name (``rack``); also the folder name in the layout."""
-    source: str
-    """Table name in the site database, exactly as spelt there."""
-    timestamp: str = "TIMESTAMP"
-    """Source column holding the row's instant; partitions are local days of it."""
-    keys: tuple[str, ...] = ()
-    """Source columns that identify a device (``BANK_ID``, ``RACK_ID``); rows sort by them."""
-    include: tuple[str, ...] = ()
-    """If set, only these source columns (plus timestamp and keys) are exported."""
-    exclude: tuple[str, ...] = ()
-    """Source columns never exported."""
-    columns: Mapping[str, ColumnDoc] = field(default_factory=dict)
-    """Descriptions and units by source column name."""
-
-
-@dataclass(frozen=True)
-class SiteConfig:
-    id: str
-    """Site identifier in paths and URLs (``1``)."""
-    name: str
-    timezone: str
-    """IANA zone whose local days are the partitions."""
-    dsn: str = field(repr=False)
-    """``postgresql://...`` or ``sqlite:PATH``; holds a secret, never printed (see `redact`)."""
-    tables: tuple[TableConfig, ...]
-
-    def table(self, name: str) -> TableConfig:
-        return next(t for t in self.tables if t.name == name)
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    title: str
-    description: str = ""
-    license: str = "CC-BY-4.0"
-    citation: str = ""
-    language: str = "en"
-    """Language of the index site: ``en`` or ``ko``."""
-    public_base_url: str = ""
-    """Where the published tree is served from, used in the site's copy-paste snippets."""
-    dictionary: str = ""
-    """``builtin`` (the shipped data dictionary of the seed's tables), a TOML file shaped
-    like it (relative to the configuration file), or empty for none."""
-    dictionary_tables: Mapping[str, Any] = field(default_factory=dict)
-    """What the catalog carries of the dictionary: its note and the tables' purposes."""
-
-
-@dataclass(frozen=True)
-class Config:
-    path: Path
-    dataset: DatasetConfig
-    target: str
-    """Directory or ``s3://bucket/prefix`` that receives the published tree."""
-    formats: tuple[str, ...]
-    settle_minutes: int
-    """How long after local midnight a day still counts as incomplete (late rows)."""
-    lookback_days: int
-    """Recent days re-exported on every run, to pick up late rows."""
-    sites: tuple[SiteConfig, ...]
-    lock_minutes: int = 5
-    """The length of a site's lease: renewed while its run is alive, taken over once it
-    expires (at once on the same host when the owner process is gone)."""
-    s3: S3Options = field(default_factory=S3Options)
-    """How to reach an s3:// target (credentials come from the standard AWS chain only)."""
-
-    def site(self, site_id: str) -> SiteConfig:
-        return next(s for s in self.sites if s.id == site_id)
 
 
 def check_name(kind: str, value: str, where: str) -> str:
@@ -153,31 +54,6 @@ def check_name(kind: str, value: str, where: str) -> str:
             f"{where}: invalid {kind} name {value!r}; use {NAME_RULE} (e.g. 'rack', 'site-2')"
         )
     return value
-
-
-def dsn_secrets(dsn: str) -> tuple[str, ...]:
-    """Every password a DSN carries (userinfo, ``password=``, ``sslpassword=``), as
-    written and percent-decoded; parsed leniently, so a malformed DSN still gives them."""
-    found = []
-    netloc = _NETLOC.match(dsn)
-    if netloc:
-        userinfo = netloc.group(1).rpartition("@")[0]
-        found.append(userinfo.partition(":")[2])
-    found += _PASSWORD_PARAM.findall(dsn)
-    secrets = {form for value in found if value for form in (value, unquote(value))}
-    return tuple(sorted(secrets, key=lambda s: (-len(s), s)))  # longest first: whole words
-
-
-def mask(text: str, dsn: str) -> str:
-    """`text` with every password of `dsn` replaced by ``***``."""
-    for secret in dsn_secrets(dsn):
-        text = text.replace(secret, "***")
-    return text
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its passwords, for messages."""
-    return mask(dsn, dsn)
 
 
 def load(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
