@@ -14,17 +14,18 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .errors import PublishError
-from .layout import CATALOG_KEY, is_name, manifest_key
+from .layout import CATALOG_KEY, NAME_PATTERN, is_name, manifest_key
 from .manifest import Published, SiteManifest, parse_site_manifest
 
 if TYPE_CHECKING:
-    from .storage import Target
+    from .storage import Reader
 
 __all__ = [
     "DamagedManifest",
     "catalog_sites",
     "listed_sites",
     "parse_catalog",
+    "read_catalog",
     "read_catalog_sites",
     "read_manifest",
     "read_published",
@@ -37,7 +38,7 @@ class DamagedManifest(PublishError):
     """A site manifest exists but cannot be read: only that site is affected."""
 
 
-def read_published(target: Target, site: str) -> Published | None:
+def read_published(target: Reader, site: str) -> Published | None:
     """The published manifest of a site, or None before its first publish."""
     key = manifest_key(site)
     raw = target.get(key)
@@ -53,12 +54,12 @@ def read_published(target: Target, site: str) -> Published | None:
     return Published(manifest, hashlib.sha256(raw).hexdigest())
 
 
-def read_manifest(target: Target, site: str) -> SiteManifest | None:
+def read_manifest(target: Reader, site: str) -> SiteManifest | None:
     found = read_published(target, site)
     return None if found is None else found.manifest
 
 
-def still_published(target: Target, site: str, known: Published | None) -> Published | None:
+def still_published(target: Reader, site: str, known: Published | None) -> Published | None:
     """`known` if the target still holds exactly it (one HEAD), else what it holds now.
 
     A year's manifest is megabytes of JSON: this spares reading and parsing it again.
@@ -83,7 +84,7 @@ def listed_sites(catalog: dict[str, Any] | None) -> set[str]:
     return set()
 
 
-def unlisted_sites(target: Target, raw: bytes | None, catalog: dict[str, Any] | None) -> set[str]:
+def unlisted_sites(target: Reader, raw: bytes | None, catalog: dict[str, Any] | None) -> set[str]:
     """The sites a damaged catalog no longer lists: those with a manifest on the target."""
     if raw is None or (catalog is not None and isinstance(catalog.get("sites"), list)):
         return set()
@@ -99,8 +100,8 @@ def parse_catalog(catalog: bytes | None) -> dict[str, Any] | None:
     return None
 
 
-def catalog_sites(target: Target) -> list[str] | None:
-    """The sites catalog.json lists, for a reader: None when there is no catalog; a
+def read_catalog(target: Reader) -> tuple[dict[str, Any], list[str]] | None:
+    """catalog.json and the sites it lists, for a reader: None when there is no catalog; a
     PublishError naming the fix when it is damaged or lists an unsafe site name."""
     raw = target.get(CATALOG_KEY)
     if raw is None:
@@ -113,6 +114,15 @@ def catalog_sites(target: Target) -> list[str] | None:
             f"{target.url(CATALOG_KEY)} is not a valid catalog; publish again with `ess-export run`"
         ) from None
     bad = [s for s in sites if not is_name(s)]
-    if bad:
-        raise PublishError(f"{target.url(CATALOG_KEY)} lists invalid site names {bad!r}")
-    return sites
+    if bad:  # never a path segment: a catalog is read before anything it names
+        raise PublishError(
+            f"{target.url(CATALOG_KEY)}: invalid site name {bad[0]!r} (must match "
+            f"{NAME_PATTERN.pattern}); publish again with `ess-export run`"
+        )
+    return catalog, sites  # type: ignore[return-value]
+
+
+def catalog_sites(target: Reader) -> list[str] | None:
+    """The sites catalog.json lists (see `read_catalog`); None when there is no catalog."""
+    found = read_catalog(target)
+    return None if found is None else found[1]

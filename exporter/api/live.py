@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import S3Options
+from ..layout import CATALOG_KEY
 from ..query import Dataset
 from ..storage import open_reader
 
 __all__ = ["CATALOG", "LiveDataset", "Snapshot", "open_dataset"]
 
-CATALOG = "catalog.json"  # the root document every reader starts from (DESIGN.md)
+CATALOG = CATALOG_KEY  # the root document every reader starts from (DESIGN.md)
 
 
 @dataclass

@@ -124,10 +124,11 @@ def store_options(config_path: str | None) -> S3Options | None:
 def published(uri: str, s3: S3Options | None = None, *, writable: bool = False) -> Reader:
     """The store under `uri`, which must hold a published dataset (its catalog.json); a
     `writable` one (a Target) for the commands that write into it."""
+    from ..layout import CATALOG_KEY
     from ..storage import open_reader, open_target
 
     target = (open_target if writable else open_reader)(uri, s3)
-    if target.head("catalog.json") is None:
+    if target.head(CATALOG_KEY) is None:
         raise PublishError(
             f"no published dataset at {uri} (no catalog.json); give the folder, s3:// or "
             f"https:// base that holds one, or publish with `ess-export run --target {uri}`"

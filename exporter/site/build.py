@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..catalog import DamagedManifest, read_manifest
+from ..catalog import DamagedManifest, read_catalog, read_manifest
 from ..errors import PublishError
 from ..journal import peek_journal
 from ..layout import CATALOG_KEY, DOCUMENT_CACHE, journal_key
@@ -30,17 +29,10 @@ def build_site(target: Target) -> tuple[int, int]:
     Returns the numbers of pages written and deleted ((0, 0) when nothing changed or nothing
     is published).
     """
-    raw = target.get(CATALOG_KEY)
-    if raw is None:
+    found = read_catalog(target)  # a damaged catalog: one line saying what to run
+    if found is None:
         return 0, 0
-    try:
-        catalog = json.loads(raw)
-        entries = [entry["site"] for entry in catalog["sites"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PublishError(
-            f"{target.uri}/{CATALOG_KEY} is not a valid catalog ({exc}); "
-            "publish again with ess-export run"
-        ) from None
+    catalog, entries = found
     manifests, damaged = {}, {}
     for site in entries:
         try:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 
-from exporter.catalog import read_manifest
-from exporter.layout import CATALOG_KEY
+from exporter.catalog import read_catalog, read_manifest
 from exporter.site import render_site, rendered_tables
 from exporter.site.preview import read_previews
 from exporter.storage import Target
@@ -19,15 +17,15 @@ _PAGE = re.compile(r"(\.html|/urls-[a-z]+\.txt)$")  # the pages and the months' 
 def stale_pages(target: Target) -> list[str]:
     """Keys of pages that are missing or differ from a full render (the footer time aside),
     and of pages under sites/ that a full render does not write (left behind)."""
-    raw = target.get(CATALOG_KEY)
-    if raw is None:
+    found = read_catalog(target)
+    if found is None:
         return []
-    catalog = json.loads(raw)
+    catalog, sites = found
     manifests = {}
-    for entry in catalog["sites"]:
-        manifest = read_manifest(target, entry["site"])
+    for site in sites:
+        manifest = read_manifest(target, site)
         if manifest is not None:
-            manifests[entry["site"]] = manifest
+            manifests[site] = manifest
     stale = []
     everything = rendered_tables(manifests, None)
     pages = render_site(catalog, manifests, previews=read_previews(target, manifests, everything))
