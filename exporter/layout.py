@@ -5,7 +5,7 @@ Under a target root::
     catalog.json, datapackage.json, index.html
     sites/<site>/manifest.json, sites/<site>/journal.json, locks/<site>.json
     sites/<site>/index.html, sites/<site>/<table>/index.html,
-    sites/<site>/<table>/<YYYY-MM>/index.html
+    sites/<site>/<table>/<YYYY-MM>/index.html, sites/<site>/<table>/<YYYY-MM>/urls-<format>.txt
     data/<format>/site=<site>/table=<table>/date=<YYYY-MM-DD>/<site>_<table>_<YYYY-MM-DD>.<format>
 
 Site and table names match `NAME_PATTERN`, so they are safe as path segments and URL parts.
@@ -19,6 +19,7 @@ __all__ = [
     "CATALOG_KEY",
     "DATAPACKAGE_KEY",
     "DOCUMENT_CACHE",
+    "LIST_NAME",
     "NAME_PATTERN",
     "file_key",
     "is_name",
@@ -27,6 +28,7 @@ __all__ = [
     "lock_key",
     "manifest_key",
     "page_key",
+    "url_list_key",
 ]
 
 CATALOG_KEY = "catalog.json"
@@ -63,6 +65,14 @@ def file_key(fmt: str, site: str, table: str, date: str, extension: str = "") ->
 def page_key(site: str, *path: str) -> str:
     """Where a site's page is published, or with (table) or (table, month) one of its own."""
     return "/".join(("sites", site, *path, "index.html"))
+
+
+LIST_NAME = "urls-{fmt}.txt"  # a month's URL list of one format, in the month's folder
+
+
+def url_list_key(site: str, table: str, month: str, fmt: str) -> str:
+    """Where a month's list of its day files of one format is published (for wget -i)."""
+    return "/".join(("sites", site, table, month, LIST_NAME.format(fmt=fmt)))
 
 
 def key_parts(key: str) -> list[str] | None:

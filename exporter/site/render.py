@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from ..dictionary import page_texts
-from ..layout import page_key
+from ..layout import LIST_NAME, page_key, url_list_key
 from ..manifest import SiteManifest, TableManifest
 from ..memory import gc_paused
 from .assets import explorer_key
@@ -22,7 +22,7 @@ from .changes import Selection
 from .data import Coverage, Month, checked, months, partitions
 from .discovery import bibtex, dataset_ld
 from .preview import Preview
-from .snippets import FORMATS, LIST_NAME, RANGE_DAYS, example, list_key, listed
+from .snippets import FORMATS, RANGE_DAYS, example, listed
 from .svg import calendars, charts
 from .templates import WEB, environment, inline, labels
 
@@ -138,7 +138,7 @@ def url_list(fmt: str, at: Place) -> Content | None:
 def _lists(site: str, table: str, month: Month) -> list[tuple[str, str]]:
     """(format, key) of a month's URL lists."""
     return [
-        (fmt, list_key(site, table, month.month, fmt))
+        (fmt, url_list_key(site, table, month.month, fmt))
         for fmt in FORMATS
         if listed(site, table, month.days, fmt)
     ]

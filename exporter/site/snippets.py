@@ -6,17 +6,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..layout import file_key, page_key
+from ..layout import file_key, url_list_key
 from ..manifest import Partition, TableManifest
 
 __all__ = [
     "FILTERS",
     "FORMATS",
-    "LIST_NAME",
     "RANGE_DAYS",
     "Example",
     "example",
-    "list_key",
     "listed",
 ]
 
@@ -24,7 +22,6 @@ FORMATS = ("csv", "parquet")
 RANGE_DAYS = 7  # a table page's range example: its last days, up to this many
 # Device keys the examples filter on, and the `ess-export query` option of each.
 FILTERS = {"bank_id": "bank", "rack_id": "rack"}
-LIST_NAME = "urls-{fmt}.txt"  # a month's URL list of one format, in the month's folder
 
 
 @dataclass(frozen=True)
@@ -37,11 +34,6 @@ class Example:
     """(column, query option, value): a device that has rows on the range's last day."""
     lists: tuple[tuple[str, str], ...]
     """(format, key) of the URL lists of the range's last month."""
-
-
-def list_key(site: str, table: str, month: str, fmt: str) -> str:
-    """Where a month's URL list of one format is published."""
-    return page_key(site, table, month).removesuffix("index.html") + LIST_NAME.format(fmt=fmt)
 
 
 def listed(site: str, table: str, days: Sequence[Partition], fmt: str) -> list[str]:
@@ -71,7 +63,7 @@ def example(
             filters.append((column, option, int(low) if ok else 1))
     month = [p for p in days if p.date[:7] == last.date[:7]]
     lists = tuple(
-        (fmt, list_key(site, table, last.date[:7], fmt))
+        (fmt, url_list_key(site, table, last.date[:7], fmt))
         for fmt in FORMATS
         if listed(site, table, month, fmt)
     )
