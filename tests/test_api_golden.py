@@ -27,7 +27,7 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx 0.28 wor
     from starlette.testclient import TestClient
 
 from exporter.api import ApiSettings, create_app  # noqa: E402
-from tests.support.golden_source import GoldenSourceMissing, load_source, publish  # noqa: E402
+from tests.support.golden_source import load_source, publish  # noqa: E402
 from tests.support.pgcluster import PgCluster  # noqa: E402
 
 REPLIES = Path(__file__).parent / "golden" / "replies"
@@ -36,10 +36,7 @@ CASES = sorted(REPLIES.glob("*.json"))
 
 @pytest.fixture(scope="session")
 def golden_root(pg: PgCluster, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        load_source(pg)
-    except GoldenSourceMissing as exc:
-        pytest.skip(str(exc))
+    load_source(pg)
     root = tmp_path_factory.mktemp("golden") / "public"
     publish(pg, root)
     return root

@@ -37,6 +37,8 @@ from tests.support.reference import seed_api_dir
 HERE = Path(__file__).resolve().parent
 REPLIES = HERE / "replies"
 SOURCE = HERE / "source.json"
+FIXTURE = HERE / "fixture"
+FIXTURE_FILES = ("load.py", "schema.sql")
 # The host the replies' absolute next/previous URLs name; sent as the Host header, whatever
 # port the service really listens on, so the bodies do not depend on a free port.
 HOST = "127.0.0.1:8771"
@@ -297,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             **SERVICE_ENV,
         }
         write_json(SOURCE, source)
+        for name in FIXTURE_FILES:  # what the replay loads the source with, kept beside it
+            shutil.copyfile(seed / name, FIXTURE / name)
 
         REPLIES.mkdir(exist_ok=True)
         if args.only is None:  # a full recording leaves no reply of a removed request

@@ -1,11 +1,12 @@
 """The golden source (tests/golden/source.json) in PostgreSQL, and its publish with ess-export.
 
-The reference's `load.py` makes the fixture in about 100 s on this machine, almost all of it
-Python generating 1.7 million rows. So the first load also writes each table's `COPY ... TO
-STDOUT` text into a cache folder; later sessions create the schema with `load.py
---schema-only` and `COPY ... FROM` those files (a few seconds). Either way every table's row
-count and md5 are checked against source.json before anything is published, so a stale or
-damaged cache can only fail loudly, never change the data.
+The reference's `load.py` (kept with its `schema.sql` in tests/golden/fixture/ by `make golden`,
+so the replay needs nothing outside this repository) makes the fixture in about 100 s on this
+machine, almost all of it Python generating 1.7 million rows. So the first load also writes
+each table's `COPY ... TO STDOUT` text into a cache folder; later sessions create the schema
+with `load.py --schema-only` and `COPY ... FROM` those files (a few seconds). Either way every
+table's row count and md5 are checked against source.json before anything is published, so a
+stale or damaged cache can only fail loudly, never change the data.
 
     python -m tests.support.golden_source DIR     # publish the golden source into DIR
 """
@@ -30,20 +31,12 @@ DATABASES = ("ess1", "ess2")
 SUFFIX = "_golden"
 
 
-class GoldenSourceMissing(RuntimeError):
-    """The reference's load.py is not here (or is another version): the source cannot be made."""
-
-
-def seed_api_dir() -> Path:
-    """The reference reconstruction beside the repository (or $ESS_SEED_API_DIR)."""
-    default = REPO.parent / "shared" / "seed_api"
-    found = Path(os.environ.get("ESS_SEED_API_DIR", default))
-    load_py = found / "load.py"
-    if not load_py.is_file():
-        raise GoldenSourceMissing(f"{load_py} not found: set ESS_SEED_API_DIR to seed_api")
-    digest = hashlib.sha256(load_py.read_bytes()).hexdigest()
-    if digest != SOURCE["load_py_sha256"]:
-        raise GoldenSourceMissing(f"{load_py} is not the load.py the replies were recorded with")
+def fixture_dir() -> Path:
+    """The reference's `load.py` and `schema.sql`, as `make golden` recorded them (checked)."""
+    found = GOLDEN / "fixture"
+    for name, key in (("load.py", "load_py_sha256"), ("schema.sql", "schema_sql_sha256")):
+        if hashlib.sha256((found / name).read_bytes()).hexdigest() != SOURCE[key]:
+            raise RuntimeError(f"{found / name} is not the file source.json was recorded with")
     return found
 
 
@@ -98,7 +91,7 @@ def _check(pg: PgCluster, suffix: str) -> None:
 
 def load_source(pg: PgCluster, suffix: str = SUFFIX) -> None:
     """Databases ess1`suffix` and ess2`suffix` in `pg`, holding exactly source.json's rows."""
-    seed = seed_api_dir()
+    seed = fixture_dir()
     cache = cache_dir()
     if _cached(cache):
         _load_py(pg, seed, suffix, "--schema-only")

@@ -1,8 +1,9 @@
 """The seed service's reconstruction (``seed_api``): where it is and what its schema says.
 
 The reconstruction lives outside this repository (``../shared/seed_api`` beside the worktree,
-or ``$ESS_SEED_API_DIR``); nothing of it is copied here. ``schema_columns`` reads its
-``schema.sql``: one ``\\connect essN`` section per site, one ``CREATE TABLE`` per table.
+or ``$ESS_SEED_API_DIR``); re-recording the golden replies runs it. Only its ``load.py`` and
+``schema.sql`` are kept, in tests/golden/fixture/ (`SCHEMA_SQL`). ``schema_columns`` reads
+a ``schema.sql``: one ``\\connect essN`` section per site, one ``CREATE TABLE`` per table.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_SQL = ROOT / "tests" / "golden" / "fixture" / "schema.sql"
 
 
 def seed_api_dir() -> Path | None:
