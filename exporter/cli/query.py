@@ -34,17 +34,29 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> str 
 _LIMITS = ("timeout", "memory", "threads", "temp_limit")
 
 
-def _limits(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The bounds of every query, shared by `query` and `sql` (see README, Querying).
-
-    The command receives them as one `limits` dict, the keyword arguments of `Dataset.open`.
-    """
+def _reading(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `query` and `sql` share: -o, --cache-dir, the bounds of every query (see
+    README, Querying) and --config. The command receives `output` and `open_dataset()`: the
+    publish under its URI, opened with them."""
 
     @functools.wraps(command)
-    def bounded(**params: Any) -> Any:
-        return command(limits={name: params.pop(name) for name in _LIMITS}, **params)
+    def reading(**params: Any) -> Any:
+        uri, cache_dir, config_path = (params.pop(n) for n in ("uri", "cache_dir", "config_path"))
+        limits = {name: params.pop(name) for name in _LIMITS}
+
+        def open_dataset() -> Any:
+            from .. import query
+
+            target = published(uri, store_options(config_path))
+            return query.Dataset.open(uri, target=target, cache_dir=cache_dir, **limits)
+
+        return command(open_dataset=open_dataset, **params)
 
     options = [
+        click.option(
+            "-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout."
+        ),
+        click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP),
         click.option(
             "--timeout",
             metavar="SECONDS",
@@ -68,8 +80,9 @@ def _limits(command: Callable[..., Any]) -> Callable[..., Any]:
             callback=_size,
             help="Disk for a query's temporary files, in the cache folder [default: 10GiB].",
         ),
+        store_config,
     ]
-    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), bounded)
+    return functools.reduce(lambda cmd, option: option(cmd), reversed(options), reading)
 
 
 def _emit(output: str | None, write: Callable[[Any], object], binary: bool = False) -> None:
@@ -137,21 +150,15 @@ def _page_writer(fmt: str, page: Any) -> Callable[[Any], object]:
     help="Rows per page; more than 1000 is clamped to 1000.",
 )
 @click.option("--format", "fmt", type=_OUTPUT_FORMATS, default="json", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP)
-@_limits
-@store_config
+@_reading
 def query_command(
-    uri: str,
+    open_dataset: Callable[[], Any],
     site: str,
     table: str,
     page: str | None,
     page_size: str,
     fmt: str,
     output: str | None,
-    cache_dir: str | None,
-    config_path: str | None,
-    limits: dict[str, Any],
     **question: Any,
 ) -> None:
     """Answer the old API's question from the published files under URI.
@@ -188,8 +195,7 @@ def query_command(
     """
     from .. import query
 
-    target = published(uri, store_options(config_path))
-    with query.Dataset.open(uri, target=target, cache_dir=cache_dir, **limits) as dataset:
+    with open_dataset() as dataset:
         if page is None and fmt in query.WRITERS:
             reader = dataset.rows(site, table, **question)
             writer = query.WRITERS[fmt]
@@ -203,18 +209,9 @@ def query_command(
 @click.argument("uri")
 @click.argument("statement")
 @click.option("--format", "fmt", type=_OUTPUT_FORMATS, default="table", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here, not stdout.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), help=_CACHE_HELP)
-@_limits
-@store_config
+@_reading
 def sql_command(
-    uri: str,
-    statement: str,
-    fmt: str,
-    output: str | None,
-    cache_dir: str | None,
-    config_path: str | None,
-    limits: dict[str, Any],
+    open_dataset: Callable[[], Any], statement: str, fmt: str, output: str | None
 ) -> None:
     """Run one DuckDB SELECT over the published files under URI.
 
@@ -246,8 +243,7 @@ def sql_command(
     """
     from .. import query
 
-    target = published(uri, store_options(config_path))
-    with query.Dataset.open(uri, target=target, cache_dir=cache_dir, **limits) as dataset:
+    with open_dataset() as dataset:
         reader = dataset.sql_reader(statement)
         if fmt in query.WRITERS:
             writer = query.WRITERS[fmt]
