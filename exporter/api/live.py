@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,14 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..catalog import parse_catalog
 from ..config import S3Options
 from ..layout import CATALOG_KEY
 from ..query import Dataset
 from ..storage import open_reader
 
-__all__ = ["CATALOG", "LiveDataset", "Snapshot", "open_dataset"]
-
-CATALOG = CATALOG_KEY  # the root document every reader starts from (DESIGN.md)
+__all__ = ["LiveDataset", "Snapshot", "open_dataset"]
 
 
 @dataclass
@@ -53,8 +51,8 @@ def open_dataset(uri: str, cache_dir: str | None = None, s3: S3Options | None = 
 def _catalog_facts(raw: bytes | None) -> tuple[str, datetime | None, dict[str, str]]:
     digest = hashlib.sha256(raw or b"").hexdigest()
     generated, shas = None, {}
-    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-        document = json.loads(raw or b"")
+    with contextlib.suppress(KeyError, TypeError, AttributeError, ValueError):
+        document = parse_catalog(raw) or {}  # a damaged catalog: no facts, not an error
         generated = datetime.fromisoformat(document["generated_at"].replace("Z", "+00:00"))
         shas = {entry["site"]: entry["sha256"] for entry in document["sites"]}
     return digest, generated, shas
@@ -83,7 +81,7 @@ class LiveDataset:
 
     def _load(self) -> Snapshot:
         dataset = self._open(self.uri)
-        digest, generated, shas = _catalog_facts(dataset.target.get(CATALOG))
+        digest, generated, shas = _catalog_facts(dataset.target.get(CATALOG_KEY))
         return Snapshot(dataset, digest, generated, shas, self._clock())
 
     @property
@@ -103,7 +101,7 @@ class LiveDataset:
         try:
             self._checked_at = now
             current = self._snapshot
-            raw = current.dataset.target.get(CATALOG)
+            raw = current.dataset.target.get(CATALOG_KEY)
             if raw is None or hashlib.sha256(raw).hexdigest() == current.catalog_sha256:
                 return False  # a root mid-rewrite without a catalog keeps the last view
             fresh = self._load()
