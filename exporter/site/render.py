@@ -158,8 +158,7 @@ PAGES: tuple[Page, ...] = (
     Page("site", "index.html", site_index),
     Page("table", "index.html", table_index),
     Page("month", "index.html", month_index),
-    Page("month", LIST_NAME.format(fmt="csv"), partial(url_list, "csv")),
-    Page("month", LIST_NAME.format(fmt="parquet"), partial(url_list, "parquet")),
+    *(Page("month", LIST_NAME.format(fmt=fmt), partial(url_list, fmt)) for fmt in FORMATS),
 )
 
 

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..formats import names as format_names
 from ..layout import file_key, url_list_key
 from ..manifest import Partition, TableManifest
 
@@ -18,7 +19,8 @@ __all__ = [
     "listed",
 ]
 
-FORMATS = ("csv", "parquet")
+# Every published format (the registry), in name order: each month gets a URL list of each.
+FORMATS = tuple(sorted(format_names()))
 RANGE_DAYS = 7  # a table page's range example: its last days, up to this many
 # Device keys the examples filter on, and the `ess-export query` option of each.
 FILTERS = {"bank_id": "bank", "rack_id": "rack"}
