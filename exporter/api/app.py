@@ -9,7 +9,7 @@ bearer token if one is required, then the method.
 
 The blocking Dataset work runs in Starlette's thread pool; a download streams from a
 thread of its own (`download`). List replies are kept per publish (`freshness`), and a
-reply of several days is read from one publish (`settled`).
+reply is read from one publish, the one on the target (`settled`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .freshness import CachedReply, Freshness, ReplyCache, freshness, normalized
 from .live import LiveDataset, Snapshot
 from .logs import AccessLog
 from .openapi import openapi_document
-from .settled import settled, state, window_days
+from .settled import follow, settled, state, window_days
 from .views import ListRequest, download_window, list_page, list_window
 from .wire import QueryParams, absolute_url
 
@@ -247,16 +247,17 @@ class Api:
 def _settled_page(
     snapshot: Snapshot, request: ListRequest, params: QueryParams, url: str, window: Window | None
 ) -> bytes | None:
-    """The page, read from one publish when it spans days (None: a publish replaced some
-    of them meanwhile, or is still replacing them after `settled` waited)."""
+    """The page, read from one publish, the one on the target now (None: a publish replaced
+    some of its days meanwhile, or is still replacing them after `settled` waited)."""
     dataset = snapshot.dataset
     site = str(request.site)
     days = window_days(dataset, site, request.table, window) if window else []
-    if len(days) < 2:
+    if not days:
         return list_page(dataset, request, params, url)
     token = settled(dataset, site, request.table, days)
     if token is None:
         return None
+    follow(dataset, site, request.table, days)
     body = list_page(dataset, request, params, url)
     return body if state(dataset, site, request.table, days) == token else None
 
